@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ppmlkms/kms/internal/auth"
+	"github.com/ppmlkms/kms/internal/certs"
+	"github.com/ppmlkms/kms/internal/config"
+	"github.com/ppmlkms/kms/internal/httpapi"
+	"github.com/ppmlkms/kms/internal/keyring"
+	"github.com/ppmlkms/kms/internal/kms"
+	"github.com/ppmlkms/kms/internal/rootkey"
+	"github.com/ppmlkms/kms/internal/telemetry"
+)
+
+var errHelp = flag.ErrHelp
+
+// Main is the kmsd program, split so that end-to-end tests run the real
+// thing: ParseFlags, then Run (returns once listening), then Close.
+type Main struct {
+	Config config.Config
+	Logger *slog.Logger
+	// Stderr receives logs and usage; os.Stderr by default.
+	Stderr io.Writer
+
+	store    kms.Store
+	server   *http.Server
+	listener net.Listener
+	served   chan error
+	devDir   string
+}
+
+// NewMain returns a Main with the default configuration.
+func NewMain() *Main {
+	return &Main{Config: config.Default(), Stderr: os.Stderr, Logger: slog.New(slog.DiscardHandler)}
+}
+
+// ParseFlags reads the configuration from args, the environment and the
+// file they name, and sets up the logger.
+func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
+	cfg, err := config.Parse(args, getenv, m.Stderr)
+	if err != nil {
+		return err
+	}
+	m.Config = cfg
+	level, _ := config.ParseLevel(cfg.LogLevel)
+	opts := &slog.HandlerOptions{Level: slog.Level(level)}
+	if cfg.LogFormat == "json" {
+		m.Logger = slog.New(slog.NewJSONHandler(m.Stderr, opts))
+	} else {
+		m.Logger = slog.New(slog.NewTextHandler(m.Stderr, opts))
+	}
+	return nil
+}
+
+// Addr is the address the server listens on, once Run returned.
+func (m *Main) Addr() string { return m.listener.Addr().String() }
+
+// Run opens the store, loads the root key and the certificate, and starts
+// serving. It returns once the listener is up.
+func (m *Main) Run(ctx context.Context) error {
+	cfg := &m.Config
+	if cfg.Dev {
+		if err := m.setupDev(); err != nil {
+			return err
+		}
+	} else if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return fmt.Errorf("data directory: %w", err)
+	}
+	kr, err := m.loadKeyring(ctx)
+	if err != nil {
+		return err
+	}
+	metrics := telemetry.New()
+	store, err := openStore(ctx, cfg, m.Logger)
+	if err != nil {
+		return err
+	}
+	m.store = store
+	istore := telemetry.InstrumentStore(store, metrics)
+	svc := kms.NewService(istore, kr, kms.ServiceOptions{
+		OnKeyOp: func(op, result string) { metrics.KeyOps.WithLabelValues(op, result).Inc() },
+		OnCache: metrics.CacheFunc("keys"),
+	})
+	authn := auth.New(istore.User, auth.Options{
+		OnCacheHit: metrics.CacheFunc("auth"),
+		OnFailure:  func(reason string) { metrics.AuthFailures.WithLabelValues(reason).Inc() },
+	})
+	handler := httpapi.New(httpapi.Config{Service: svc, Auth: authn, Metrics: metrics,
+		Logger: m.Logger, AccessLog: cfg.AccessLog})
+	cert, err := m.loadCertificate()
+	if err != nil {
+		return err
+	}
+	return m.serve(ctx, handler, cert)
+}
+
+func (m *Main) serve(ctx context.Context, h http.Handler, cert tls.Certificate) error {
+	cfg := &m.Config
+	ln, err := net.Listen("tcp", cfg.Addr)
+	if err != nil {
+		return err
+	}
+	m.listener = ln
+	m.server = &http.Server{
+		Handler:           h,
+		TLSConfig:         certs.ServerConfig(cert),
+		ReadHeaderTimeout: time.Duration(cfg.ReadHeaderTimeout),
+		ReadTimeout:       time.Duration(cfg.ReadTimeout),
+		WriteTimeout:      time.Duration(cfg.WriteTimeout),
+		IdleTimeout:       time.Duration(cfg.IdleTimeout),
+		MaxHeaderBytes:    cfg.MaxHeaderBytes,
+		// Handshake failures and the like are client problems: debug level.
+		ErrorLog:    log.New(slogWriter{m.Logger}, "", 0),
+		BaseContext: func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
+	}
+	m.served = make(chan error, 1)
+	go func() { m.served <- m.server.ServeTLS(ln, "", "") }()
+	m.Logger.Info("kmsd listening", "addr", ln.Addr().String(), "tls", "1.2+", "store", storeDescription(cfg))
+	return nil
+}
+
+// Close shuts the server down gracefully: it stops accepting, lets
+// in-flight requests finish within shutdown-timeout, then closes the store.
+func (m *Main) Close() error {
+	var errs []error
+	if m.server != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Duration(m.Config.ShutdownTimeout))
+		defer cancel()
+		if err := m.server.Shutdown(ctx); err != nil {
+			errs = append(errs, err, m.server.Close())
+		}
+		if err := <-m.served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+			errs = append(errs, err)
+		}
+	}
+	if m.store != nil {
+		errs = append(errs, m.store.Close())
+	}
+	if m.devDir != "" {
+		errs = append(errs, os.RemoveAll(m.devDir))
+	}
+	return errors.Join(errs...)
+}
+
+func (m *Main) setupDev() error {
+	dir, err := os.MkdirTemp("", "kmsd-dev-")
+	if err != nil {
+		return err
+	}
+	m.devDir, m.Config.DataDir = dir, dir
+	m.Logger.Warn("DEVELOPMENT MODE: ephemeral root key and throw-away store; every key is lost on exit. Never use in production.", "dir", dir)
+	return nil
+}
+
+func (m *Main) loadKeyring(ctx context.Context) (*keyring.Keyring, error) {
+	cfg := &m.Config
+	var src rootkey.Source
+	switch {
+	case cfg.Dev:
+		key := make([]byte, rootkey.Len)
+		rand.Read(key)
+		defer clear(key)
+		return keyring.New(key, 1)
+	case cfg.RootKeyEnv != "":
+		src = &rootkey.Value{Env: cfg.RootKeyEnv}
+	case cfg.RootKeyFile != "":
+		src = &rootkey.Value{Path: cfg.RootKeyFile}
+	default:
+		src = &rootkey.File{Path: filepath.Join(cfg.DataDir, "root.key"), Create: true, Logger: m.Logger}
+	}
+	key, err := src.RootKey(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("root key from %s: %w", src.Describe(), err)
+	}
+	defer clear(key)
+	m.Logger.Info("root key loaded", "source", src.Describe())
+	return keyring.New(key, 1)
+}
+
+func (m *Main) loadCertificate() (tls.Certificate, error) {
+	cfg := &m.Config
+	switch {
+	case cfg.TLSCert != "":
+		return certs.LoadPEM(cfg.TLSCert, cfg.TLSKey)
+	case cfg.TLSPKCS12 != "":
+		pw, err := pkcs12Password(cfg)
+		if err != nil {
+			return tls.Certificate{}, err
+		}
+		return certs.LoadPKCS12(cfg.TLSPKCS12, pw)
+	}
+	c, created, err := certs.SelfSigned(cfg.DataDir)
+	if err != nil {
+		return c, fmt.Errorf("self-signed certificate: %w", err)
+	}
+	msg := "using self-signed certificate"
+	if created {
+		msg = "generated self-signed certificate"
+	}
+	m.Logger.Warn(msg, "cert", filepath.Join(cfg.DataDir, "tls.crt"), "sha256", certs.Fingerprint(c))
+	return c, nil
+}
+
+func pkcs12Password(cfg *config.Config) (string, error) {
+	if cfg.TLSPKCS12PassEnv != "" {
+		pw, ok := os.LookupEnv(cfg.TLSPKCS12PassEnv)
+		if !ok {
+			return "", fmt.Errorf("PKCS#12 password: environment variable %s is not set", cfg.TLSPKCS12PassEnv)
+		}
+		return pw, nil
+	}
+	b, err := os.ReadFile(cfg.TLSPKCS12Password)
+	if err != nil {
+		return "", fmt.Errorf("PKCS#12 password: %w", err)
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
+// slogWriter sends http.Server's own log lines to slog at debug level.
+type slogWriter struct{ l *slog.Logger }
+
+func (w slogWriter) Write(p []byte) (int, error) {
+	w.l.Debug(strings.TrimSpace(string(p)), "component", "http")
+	return len(p), nil
+}

@@ -1,0 +1,99 @@
+package httpapi
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+
+	"github.com/ppmlkms/kms/api"
+	"github.com/ppmlkms/kms/internal/kms"
+)
+
+// Error is an error with an explicit status, code and client message. Its
+// Err, if any, is logged and never sent.
+type Error struct {
+	Status int
+	Code   string
+	Msg    string
+	Err    error
+}
+
+func (e *Error) Error() string {
+	if e.Err != nil {
+		return e.Msg + ": " + e.Err.Error()
+	}
+	return e.Msg
+}
+
+func (e *Error) Unwrap() error { return e.Err }
+
+// statusTable is the one place that maps domain errors to HTTP. Order
+// matters only where an error could wrap two sentinels.
+var statusTable = []struct {
+	err    error
+	status int
+	code   string
+}{
+	{kms.ErrInvalid, http.StatusBadRequest, api.CodeInvalid},
+	{kms.ErrPermission, http.StatusUnauthorized, api.CodeUnauthorized},
+	{kms.ErrThrottled, http.StatusTooManyRequests, api.CodeThrottled},
+	{kms.ErrNotFound, http.StatusNotFound, api.CodeNotFound},
+	{kms.ErrExists, http.StatusConflict, api.CodeExists},
+	{kms.ErrUnavailable, http.StatusServiceUnavailable, api.CodeUnavailable},
+	{context.DeadlineExceeded, http.StatusServiceUnavailable, api.CodeUnavailable},
+}
+
+// classify turns any error into what the client is told. Messages of
+// domain errors are safe to show (they carry names, never secrets); any
+// other error becomes a generic internal error, to be logged in full.
+func classify(err error) (status int, code, msg string, internal bool) {
+	var he *Error
+	if errors.As(err, &he) {
+		return he.Status, he.Code, he.Msg, he.Status >= 500
+	}
+	var mbe *http.MaxBytesError
+	if errors.As(err, &mbe) {
+		return http.StatusRequestEntityTooLarge, api.CodeTooLarge, "request body too large", false
+	}
+	if errors.Is(err, kms.ErrDecrypt) {
+		// Stored material that does not open is a server-side fault.
+		return http.StatusInternalServerError, api.CodeInternal, "internal error", true
+	}
+	for _, e := range statusTable {
+		if errors.Is(err, e.err) {
+			msg := err.Error()
+			if e.status == http.StatusServiceUnavailable {
+				msg = "service temporarily unavailable, retry later"
+			}
+			if e.status == http.StatusTooManyRequests {
+				msg = "too many failed authentication attempts, retry later"
+			}
+			return e.status, e.code, msg, e.status >= 500
+		}
+	}
+	return http.StatusInternalServerError, api.CodeInternal, "internal error", true
+}
+
+// writeError answers a BigDL route in BigDL's style: the message, a newline
+// and the usage line, as plain text; the code goes into a header.
+func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, rt *route, err error) int {
+	status, code, msg, internal := classify(err)
+	if internal {
+		log.ErrorContext(r.Context(), "request failed", "route", rt.pattern, "status", status, "err", err)
+	}
+	h := w.Header()
+	h.Set("Content-Type", "text/plain; charset=UTF-8")
+	h.Set("X-Content-Type-Options", "nosniff")
+	h.Set(api.HeaderError, code)
+	if status == http.StatusTooManyRequests {
+		h.Set("Retry-After", "60")
+	}
+	w.WriteHeader(status)
+	body := msg
+	if rt.usage != "" {
+		body += "\n please " + rt.verb + " like: " + rt.usage
+	}
+	w.Write([]byte(body))
+	return status
+}

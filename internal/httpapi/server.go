@@ -1,0 +1,173 @@
+// Package httpapi serves kmsd's HTTP APIs: the BigDL KMS API, byte for byte
+// as BigDL PPML's clients expect it, plus health, readiness and metrics.
+//
+// Every route is declared once in the route table (method, pattern, body
+// limit, timeout, whether it authenticates) and every handler returns an
+// error that one function maps to a status (see errors.go).
+package httpapi
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/ppmlkms/kms/api"
+	"github.com/ppmlkms/kms/internal/auth"
+	"github.com/ppmlkms/kms/internal/kms"
+	"github.com/ppmlkms/kms/internal/telemetry"
+)
+
+// Config wires a Handler.
+type Config struct {
+	Service   *kms.Service
+	Auth      *auth.Authenticator
+	Metrics   *telemetry.Metrics
+	Logger    *slog.Logger
+	AccessLog bool // log one line per request (path only, never the query)
+	// HashToken hashes a new user's token; auth.HashToken by default.
+	HashToken func(string) string
+}
+
+// route is one entry of the route table.
+type route struct {
+	method  string
+	pattern string // http.ServeMux pattern without the method
+	maxBody int64
+	timeout time.Duration
+	auth    bool   // needs user and token
+	verb    string // BigDL usage: "please <verb> like: <usage>"
+	usage   string
+	handle  func(w http.ResponseWriter, r *http.Request, q map[string]string) error
+
+	latency prometheus.Observer
+}
+
+// Handler is kmsd's root http.Handler.
+type Handler struct {
+	cfg Config
+	mux *http.ServeMux
+}
+
+// routes is the route table. BigDL routes take no body; the limit makes a
+// client that sends one get a clear 413 instead of being read forever.
+func (h *Handler) routes() []*route {
+	return []*route{
+		{method: "GET", pattern: "/{$}", handle: h.welcome},
+		{method: "POST", pattern: "/user/{name}", maxBody: 4096, timeout: 10 * time.Second,
+			verb: "create a user", usage: api.UsageUser, handle: h.createUser},
+		{method: "POST", pattern: "/primaryKey/{name}", maxBody: 4096, timeout: 10 * time.Second, auth: true,
+			verb: "get a primary key", usage: api.UsagePrimaryKey, handle: h.createPrimaryKey},
+		{method: "POST", pattern: "/dataKey/{name}", maxBody: 4096, timeout: 10 * time.Second, auth: true,
+			verb: "get a data key", usage: api.UsageDataKeyCreate, handle: h.createDataKey},
+		{method: "GET", pattern: "/dataKey/{name}", maxBody: 4096, timeout: 10 * time.Second, auth: true,
+			verb: "get the data key", usage: api.UsageDataKeyGet, handle: h.getDataKey},
+		{method: "GET", pattern: api.PathHealthz, timeout: 2 * time.Second, handle: h.healthz},
+		{method: "GET", pattern: api.PathReadyz, timeout: 2 * time.Second, handle: h.readyz},
+	}
+}
+
+// New returns the root handler.
+func New(cfg Config) *Handler {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.HashToken == nil {
+		cfg.HashToken = auth.HashToken
+	}
+	if cfg.Metrics == nil {
+		cfg.Metrics = telemetry.New()
+	}
+	h := &Handler{cfg: cfg, mux: http.NewServeMux()}
+	for _, rt := range h.routes() {
+		h.mux.Handle(rt.method+" "+rt.pattern, h.wrap(rt))
+		if rt.method == "GET" && rt.pattern == "/{$}" {
+			// BigDL answered the welcome text on any method.
+			for _, m := range []string{"POST", "PUT", "DELETE", "PATCH"} {
+				h.mux.Handle(m+" "+rt.pattern, h.wrap(rt))
+			}
+		}
+	}
+	h.mux.Handle("GET "+api.PathMetrics, promhttp.HandlerFor(cfg.Metrics.Registry, promhttp.HandlerOpts{}))
+	h.mux.Handle("/", h.wrap(&route{pattern: "unmatched", handle: h.notFound}))
+	return h
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if p := cleanPath(r.URL.Path); p != r.URL.Path {
+		r.URL.Path, r.URL.RawPath = p, ""
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+// wrap applies to one route: body limit, deadline, authentication, error
+// mapping, metrics and the access log.
+func (h *Handler) wrap(rt *route) http.Handler {
+	m := h.cfg.Metrics
+	rt.latency = m.Latency.WithLabelValues(rt.pattern)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		if rt.timeout > 0 {
+			ctx, cancel := context.WithTimeout(r.Context(), rt.timeout)
+			defer cancel()
+			r = r.WithContext(ctx)
+		}
+		r.Body = http.MaxBytesReader(w, r.Body, rt.maxBody)
+		status := http.StatusOK
+		if err := h.serve(w, r, rt); err != nil {
+			status = writeError(w, r, h.cfg.Logger, rt, err)
+		}
+		m.Requests.WithLabelValues(rt.pattern, r.Method, strconv.Itoa(status)).Inc()
+		rt.latency.Observe(time.Since(start).Seconds())
+		if h.cfg.AccessLog {
+			// The query carries tokens: only the path is logged.
+			h.cfg.Logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
+				slog.String("method", r.Method), slog.String("path", r.URL.Path),
+				slog.Int("status", status), slog.Duration("duration", time.Since(start)),
+				slog.String("remote", r.RemoteAddr))
+		}
+	})
+}
+
+func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt *route) error {
+	// BigDL requests carry no body; read what there is so an oversized one
+	// is refused, not silently ignored.
+	if r.ContentLength != 0 {
+		if _, err := io.Copy(io.Discard, r.Body); err != nil {
+			return err
+		}
+	}
+	q := parseQuery(r.URL.RawQuery)
+	if rt.auth {
+		if err := h.authenticate(r, q); err != nil {
+			return err
+		}
+	}
+	return rt.handle(w, r, q)
+}
+
+func (h *Handler) authenticate(r *http.Request, q map[string]string) error {
+	user, token := q[api.ParamUser], q[api.ParamToken]
+	if err := requireParams(q, api.ParamUser, api.ParamToken); err != nil {
+		return err
+	}
+	if err := kms.ValidateName("user", user); err != nil {
+		return err
+	}
+	return h.cfg.Auth.Authenticate(r.Context(), user, token, clientAddr(r))
+}
+
+func clientAddr(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
