@@ -42,6 +42,7 @@ type Main struct {
 	listener net.Listener
 	served   chan error
 	devDir   string
+	getenv   func(string) string
 }
 
 // NewMain returns a Main with the default configuration.
@@ -56,7 +57,7 @@ func (m *Main) ParseFlags(args []string, getenv func(string) string) error {
 	if err != nil {
 		return err
 	}
-	m.Config = cfg
+	m.Config, m.getenv = cfg, getenv
 	level, _ := config.ParseLevel(cfg.LogLevel)
 	opts := &slog.HandlerOptions{Level: slog.Level(level)}
 	if cfg.LogFormat == "json" {
@@ -177,7 +178,7 @@ func (m *Main) loadKeyring(ctx context.Context) (*keyring.Keyring, error) {
 		defer clear(key)
 		return keyring.New(key, 1)
 	case cfg.RootKeyEnv != "":
-		src = &rootkey.Value{Env: cfg.RootKeyEnv}
+		src = &rootkey.Value{Env: cfg.RootKeyEnv, Getenv: m.getenv}
 	case cfg.RootKeyFile != "":
 		src = &rootkey.Value{Path: cfg.RootKeyFile}
 	default:
@@ -198,7 +199,7 @@ func (m *Main) loadCertificate() (tls.Certificate, error) {
 	case cfg.TLSCert != "":
 		return certs.LoadPEM(cfg.TLSCert, cfg.TLSKey)
 	case cfg.TLSPKCS12 != "":
-		pw, err := pkcs12Password(cfg)
+		pw, err := pkcs12Password(cfg, m.getenv)
 		if err != nil {
 			return tls.Certificate{}, err
 		}
@@ -216,10 +217,10 @@ func (m *Main) loadCertificate() (tls.Certificate, error) {
 	return c, nil
 }
 
-func pkcs12Password(cfg *config.Config) (string, error) {
+func pkcs12Password(cfg *config.Config, getenv func(string) string) (string, error) {
 	if cfg.TLSPKCS12PassEnv != "" {
-		pw, ok := os.LookupEnv(cfg.TLSPKCS12PassEnv)
-		if !ok {
+		pw := getenv(cfg.TLSPKCS12PassEnv)
+		if pw == "" {
 			return "", fmt.Errorf("PKCS#12 password: environment variable %s is not set", cfg.TLSPKCS12PassEnv)
 		}
 		return pw, nil

@@ -86,6 +86,8 @@ func (f *File) create() ([]byte, error) {
 type Value struct {
 	Env  string
 	Path string
+	// Getenv looks up Env; os.Getenv when nil.
+	Getenv func(string) string
 }
 
 var _ Source = (*Value)(nil)
@@ -101,8 +103,12 @@ func (v *Value) Describe() string {
 // RootKey implements Source.
 func (v *Value) RootKey(ctx context.Context) ([]byte, error) {
 	if v.Env != "" {
-		s, ok := os.LookupEnv(v.Env)
-		if !ok {
+		getenv := v.Getenv
+		if getenv == nil {
+			getenv = os.Getenv
+		}
+		s := getenv(v.Env)
+		if s == "" {
 			return nil, fmt.Errorf("root key: environment variable %s is not set", v.Env)
 		}
 		return Decode([]byte(s))

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# The project's test command (README.md): format and vet checks, then every
+# test with the race detector, with MariaDB and PostgreSQL started if this
+# machine has them, so the SQL store tests run instead of skipping.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go'))
+if [ -n "$unformatted" ]; then
+  echo "gofmt would change:"; echo "$unformatted"; exit 1
+fi
+
+echo "== go vet"
+go vet ./...
+
+if [ -f scripts/ci-databases.sh ] && [ "${KMS_SKIP_DATABASES:-}" != 1 ]; then
+  echo "== databases"
+  # shellcheck source=/dev/null
+  source scripts/ci-databases.sh
+fi
+
+echo "== go test"
+go test -race -count=1 -timeout 30m "$@" ./...
+
+if [ "${KMS_FUZZ_SECONDS:-0}" != 0 ]; then
+  echo "== fuzz (${KMS_FUZZ_SECONDS}s each)"
+  for pkg in $(go list ./...); do
+    for f in $(go test -list '^Fuzz' "$pkg" | grep '^Fuzz' || true); do
+      go test -run '^$' -fuzz "^${f}\$" -fuzztime "${KMS_FUZZ_SECONDS}s" "$pkg"
+    done
+  done
+fi
