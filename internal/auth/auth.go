@@ -45,6 +45,9 @@ type Authenticator struct {
 	mu       sync.Mutex
 	cache    map[[32]byte]cacheEntry
 	failures map[string]*window
+	// gen counts calls of Forget, so that a verification that started
+	// before one does not put a forgotten credential back into the cache.
+	gen uint64
 }
 
 type cacheEntry struct {
@@ -103,6 +106,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, user, token, addr stri
 	e, hit := a.cache[id]
 	hit = hit && now.Before(e.expires)
 	throttled := !hit && (a.overLimit("u:"+user, a.opt.UserLimit, now) || a.overLimit("a:"+addr, a.opt.AddrLimit, now))
+	gen := a.gen
 	a.mu.Unlock()
 	if a.opt.OnCacheHit != nil {
 		a.opt.OnCacheHit(hit)
@@ -126,6 +130,9 @@ func (a *Authenticator) Authenticate(ctx context.Context, user, token, addr stri
 		a.failed("bad credentials")
 		return kms.Errorf(kms.ErrPermission, "authentication failed for user [%s]: unknown user or wrong token", user)
 	}
+	if a.gen != gen {
+		return nil // verified, but a Forget ran meanwhile: do not cache
+	}
 	if len(a.cache) >= a.opt.CacheSize {
 		a.evict(now)
 	}
@@ -138,6 +145,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, user, token, addr stri
 func (a *Authenticator) Forget(user string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	a.gen++
 	for k, e := range a.cache {
 		if e.user == user {
 			delete(a.cache, k)
@@ -204,14 +212,15 @@ func (a *Authenticator) count(key string, now time.Time) {
 }
 
 // evict drops expired entries, and if none expired, an arbitrary tenth of
-// the cache. Called with a.mu held.
+// the cache (at least one entry, so that a small cache stays bounded).
+// Called with a.mu held.
 func (a *Authenticator) evict(now time.Time) {
 	for k, e := range a.cache {
 		if !now.Before(e.expires) {
 			delete(a.cache, k)
 		}
 	}
-	drop := a.opt.CacheSize / 10
+	drop := max(a.opt.CacheSize/10, 1)
 	for k := range a.cache {
 		if len(a.cache) < a.opt.CacheSize || drop <= 0 {
 			break

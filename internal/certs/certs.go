@@ -11,7 +11,6 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/hex"
 	"encoding/pem"
 	"errors"
 	"fmt"
@@ -122,12 +121,13 @@ func Fingerprint(c tls.Certificate) string {
 		return ""
 	}
 	sum := sha256.Sum256(c.Certificate[0])
+	const digits = "0123456789ABCDEF" // upper case, as openssl prints
 	out := make([]byte, 0, len(sum)*3)
 	for i, b := range sum {
 		if i > 0 {
 			out = append(out, ':')
 		}
-		out = append(out, []byte(hex.EncodeToString([]byte{b}))...)
+		out = append(out, digits[b>>4], digits[b&0xf])
 	}
 	return string(out)
 }

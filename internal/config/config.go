@@ -164,6 +164,11 @@ func (c *Config) load(path string) error {
 	if err := dec.Decode(c); err != nil {
 		return fmt.Errorf("config file %s: %w", path, err)
 	}
+	// Decode stops after one value: refuse anything after it rather than
+	// silently ignoring it.
+	if _, err := dec.Token(); err != io.EOF {
+		return fmt.Errorf("config file %s: unexpected data after the JSON object", path)
+	}
 	return nil
 }
 
