@@ -23,6 +23,13 @@ fi
 echo "== go test"
 go test -race -count=1 -timeout 30m "$@" ./...
 
+if [ -n "${KMS_TEST_MYSQL_DSN:-}${KMS_TEST_POSTGRES_DSN:-}" ]; then
+  # Serial phase: restarts the shared database servers under load, so it
+  # must not overlap with the store tests above.
+  echo "== database restart under load"
+  KMS_TEST_DB_RESTART=1 go test -count=1 -run 'TestDatabaseRestartUnderLoad' -v ./cmd/kmsd | grep -E '^(=== RUN|--- |\s+replicas_test|ok|FAIL|PASS)'
+fi
+
 if [ "${KMS_FUZZ_SECONDS:-0}" != 0 ]; then
   echo "== fuzz (${KMS_FUZZ_SECONDS}s each)"
   for pkg in $(go list ./...); do

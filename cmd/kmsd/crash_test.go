@@ -31,9 +31,17 @@ var listenRE = regexp.MustCompile(`msg="kmsd listening" addr=(\S+)`)
 // startProcess runs kmsd in a child process and returns it and its address.
 func startProcess(t *testing.T, dataDir string) (*exec.Cmd, string) {
 	t.Helper()
+	return startProcessArgs(t, dataDir, nil)
+}
+
+// startProcessArgs is startProcess with extra environment and arguments
+// (arguments must not contain spaces).
+func startProcessArgs(t *testing.T, dataDir string, env []string, args ...string) (*exec.Cmd, string) {
+	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "KMSD_TEST_RUN_MAIN=1",
-		"KMSD_TEST_ARGS=-addr 127.0.0.1:0 -access-log=false -data-dir "+dataDir)
+		"KMSD_TEST_ARGS=-addr 127.0.0.1:0 -access-log=false -data-dir "+dataDir+" "+strings.Join(args, " "))
+	cmd.Env = append(cmd.Env, env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)

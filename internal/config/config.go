@@ -27,6 +27,10 @@ type Config struct {
 	// Store selects the store: empty for SQLite at <data-dir>/kms.db,
 	// "sqlite:<path>", or a mysql:// or postgres:// URL.
 	Store string `json:"store"`
+	// Pool limits of a MySQL or PostgreSQL store (zero: the adapter's default).
+	StoreMaxConns        int      `json:"store-max-conns"`
+	StoreConnMaxLifetime Duration `json:"store-conn-max-lifetime"`
+	StoreQueryTimeout    Duration `json:"store-query-timeout"`
 
 	TLSCert           string `json:"tls-cert"`
 	TLSKey            string `json:"tls-key"`
@@ -86,6 +90,9 @@ func fields() []field {
 		{"addr", "listen address (HTTPS)", s(func(c *Config) *string { return &c.Addr })},
 		{"data-dir", "directory for the SQLite store, root key file and generated certificate", s(func(c *Config) *string { return &c.DataDir })},
 		{"store", "store: empty for SQLite in data-dir, sqlite:PATH, mysql://… or postgres://…", s(func(c *Config) *string { return &c.Store })},
+		{"store-max-conns", "MySQL/PostgreSQL: connections per replica (default 32)", func(c *Config) flag.Value { return (*intValue)(&c.StoreMaxConns) }},
+		{"store-conn-max-lifetime", "MySQL/PostgreSQL: recycle connections older than this (default 5m)", d(func(c *Config) *Duration { return &c.StoreConnMaxLifetime })},
+		{"store-query-timeout", "MySQL/PostgreSQL: bound on each store call, retries included (default 5s)", d(func(c *Config) *Duration { return &c.StoreQueryTimeout })},
 		{"tls-cert", "PEM certificate chain file", s(func(c *Config) *string { return &c.TLSCert })},
 		{"tls-key", "PEM private key file", s(func(c *Config) *string { return &c.TLSKey })},
 		{"tls-pkcs12", "PKCS#12 keystore with key and certificate (as BigDL's keystore.pkcs12)", s(func(c *Config) *string { return &c.TLSPKCS12 })},
@@ -212,6 +219,9 @@ func (c *Config) Validate() error {
 		if d <= 0 {
 			bad("%s must be positive", name)
 		}
+	}
+	if c.StoreMaxConns < 0 || c.StoreConnMaxLifetime < 0 || c.StoreQueryTimeout < 0 {
+		bad("store pool limits must not be negative")
 	}
 	if c.MaxHeaderBytes < 1024 {
 		bad("max-header-bytes must be at least 1024")

@@ -1,0 +1,254 @@
+package mysql
+
+import (
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-sql-driver/mysql"
+
+	"github.com/ppmlkms/kms/internal/kms"
+)
+
+// TestUnreachable checks that Open fails fast, with ErrUnavailable and a
+// message that names the server but not the password.
+func TestUnreachable(t *testing.T) {
+	t.Parallel()
+	const password = "s3cret-Pa55"
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close() // nothing listens there now
+	start := time.Now()
+	_, err = Open(t.Context(), "kms:"+password+"@tcp("+addr+")/kms", Options{QueryTimeout: 2 * time.Second}, nil)
+	if !errors.Is(err, kms.ErrUnavailable) {
+		t.Fatalf("open unreachable: want ErrUnavailable, got %v", err)
+	}
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("open unreachable took %v", d)
+	}
+	msg := err.Error()
+	if strings.Contains(msg, password) || !strings.Contains(msg, addr) {
+		t.Errorf("message should name %s and not the password: %s", addr, msg)
+	}
+	t.Log(msg)
+	_, err = Open(t.Context(), "kms:"+password+"@tcp(127.0.0.1:3306/kms", Options{}, nil)
+	if err == nil || strings.Contains(err.Error(), password) {
+		t.Errorf("invalid DSN: want an error without the password, got %v", err)
+	}
+}
+
+// TestReconnectAfterKill kills every connection of the pool on the server;
+// the next calls must succeed on new connections.
+func TestReconnectAfterKill(t *testing.T) {
+	t.Parallel()
+	name, dsn := newDatabase(t)
+	s := openStore(t, dsn, Options{})
+	ctx := t.Context()
+	if err := s.CreateUser(ctx, kms.User{Name: "alice", TokenHash: "h", Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for range 8 { // fill the pool with several connections
+		wg.Go(func() { s.User(ctx, "alice") })
+	}
+	wg.Wait()
+	admin, _ := adminDB(t)
+	killed := killConnections(t, admin, name)
+	if killed < 1 {
+		t.Fatal("no pool connection to kill")
+	}
+	t.Logf("killed %d connections", killed)
+	for i := range 10 {
+		if _, err := s.User(ctx, "alice"); err != nil {
+			t.Fatalf("read %d after KILL: %v", i, err)
+		}
+		if err := s.CreateUser(ctx, kms.User{Name: fmt.Sprint("u", i), TokenHash: "h", Created: time.Now()}); err != nil {
+			t.Fatalf("write %d after KILL: %v", i, err)
+		}
+	}
+	if err := s.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// killConnections kills the server connections using database name and
+// waits until they are gone.
+func killConnections(t *testing.T, admin *sql.DB, name string) int {
+	t.Helper()
+	ids := processIDs(t, admin, name)
+	for _, id := range ids {
+		if _, err := admin.ExecContext(t.Context(), fmt.Sprint("KILL ", id)); err != nil && errNumber(err) != 1094 {
+			t.Fatalf("kill %d: %v", id, err) // 1094: unknown thread, already gone
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for len(processIDs(t, admin, name)) > 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("killed connections are still there")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return len(ids)
+}
+
+func processIDs(t *testing.T, admin *sql.DB, name string) []int64 {
+	t.Helper()
+	rows, err := admin.QueryContext(t.Context(), "SELECT ID FROM information_schema.PROCESSLIST WHERE DB = ?", name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var ids []int64
+	for rows.Next() {
+		var id int64
+		if err := rows.Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+// TestWaitTimeout lets the server close idle connections (wait_timeout=1
+// second) while the pool is told to keep them for an hour; calls after the
+// timeout must succeed.
+func TestWaitTimeout(t *testing.T) {
+	t.Parallel()
+	_, dsn := newDatabase(t)
+	cfg, _ := mysql.ParseDSN(dsn)
+	cfg.Params = map[string]string{"wait_timeout": "1"}
+	s := openStore(t, cfg.FormatDSN(), Options{ConnMaxIdleTime: time.Hour, ConnMaxLifetime: time.Hour})
+	ctx := t.Context()
+	if err := s.CreateUser(ctx, kms.User{Name: "alice", TokenHash: "h", Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		time.Sleep(1500 * time.Millisecond)
+		if _, err := s.User(ctx, "alice"); err != nil {
+			t.Fatalf("read %d after wait_timeout: %v", i, err)
+		}
+		if err := s.CreateUser(ctx, kms.User{Name: fmt.Sprint("u", i), TokenHash: "h", Created: time.Now()}); err != nil {
+			t.Fatalf("write %d after wait_timeout: %v", i, err)
+		}
+	}
+}
+
+// TestDatabaseDown cuts the network to the server: calls fail fast with
+// ErrUnavailable, and succeed again once the server is back.
+func TestDatabaseDown(t *testing.T) {
+	t.Parallel()
+	_, dsn := newDatabase(t)
+	cfg, _ := mysql.ParseDSN(dsn)
+	p := newProxy(t, cfg.Addr)
+	cfg.Addr = p.addr()
+	s := openStore(t, cfg.FormatDSN(), Options{QueryTimeout: 2 * time.Second})
+	ctx := t.Context()
+	if err := s.CreateUser(ctx, kms.User{Name: "alice", TokenHash: "h", Created: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	p.setDown(true)
+	start := time.Now()
+	_, err := s.User(ctx, "alice")
+	if !errors.Is(err, kms.ErrUnavailable) {
+		t.Fatalf("read while down: want ErrUnavailable, got %v", err)
+	}
+	t.Log(err)
+	if err := s.CreateUser(ctx, kms.User{Name: "bob", TokenHash: "h", Created: time.Now()}); !errors.Is(err, kms.ErrUnavailable) {
+		t.Fatalf("write while down: want ErrUnavailable, got %v", err)
+	}
+	if err := s.Ping(ctx); !errors.Is(err, kms.ErrUnavailable) {
+		t.Fatalf("ping while down: want ErrUnavailable, got %v", err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("three calls while down took %v, want fast failures", d)
+	}
+	p.setDown(false)
+	if _, err := s.User(ctx, "alice"); err != nil {
+		t.Fatalf("read after recovery: %v", err)
+	}
+	if err := s.CreateUser(ctx, kms.User{Name: "bob", TokenHash: "h", Created: time.Now()}); err != nil {
+		t.Fatalf("write after recovery: %v", err)
+	}
+}
+
+// proxy forwards TCP connections to a server. While down, it cuts every
+// connection and refuses new ones, as a server that went away would.
+type proxy struct {
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	down   bool
+	conns  map[net.Conn]struct{}
+}
+
+func newProxy(t *testing.T, target string) *proxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &proxy{ln: ln, target: target, conns: map[net.Conn]struct{}{}}
+	go p.serve()
+	t.Cleanup(func() { ln.Close(); p.setDown(true) })
+	return p
+}
+
+func (p *proxy) addr() string { return p.ln.Addr().String() }
+
+func (p *proxy) serve() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		go p.forward(c)
+	}
+}
+
+func (p *proxy) forward(c net.Conn) {
+	up, err := net.DialTimeout("tcp", p.target, time.Second)
+	if err != nil {
+		c.Close()
+		return
+	}
+	if !p.track(c, up) {
+		return
+	}
+	go func() { io.Copy(up, c); up.Close() }()
+	io.Copy(c, up)
+	c.Close()
+}
+
+// track registers a forwarded pair, or closes it if the proxy is down.
+func (p *proxy) track(cs ...net.Conn) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range cs {
+		if p.down {
+			c.Close()
+		} else {
+			p.conns[c] = struct{}{}
+		}
+	}
+	return !p.down
+}
+
+func (p *proxy) setDown(down bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.down = down
+	if down {
+		for c := range p.conns {
+			c.Close()
+		}
+		clear(p.conns)
+	}
+}
