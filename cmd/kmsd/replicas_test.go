@@ -245,4 +245,3 @@ func TestDatabaseRestartUnderLoad(t *testing.T) {
 		})
 	}
 }
-
