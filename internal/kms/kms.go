@@ -34,6 +34,14 @@ var (
 	ErrUnavailable = errors.New("service unavailable")
 	// ErrThrottled reports too many failed attempts from a user or address.
 	ErrThrottled = errors.New("too many failed attempts")
+	// ErrConflict reports that a record changed since it was read (a failed
+	// compare-and-swap); the caller may re-read and retry.
+	ErrConflict = errors.New("conflict")
+	// ErrSealed reports that the server holds no root key yet: it waits for
+	// unseal shares.
+	ErrSealed = errors.New("sealed")
+	// ErrDisabled reports that a key or user is disabled or pending deletion.
+	ErrDisabled = errors.New("disabled")
 )
 
 // User is an identity that owns keys. TokenHash is an encoded slow hash
@@ -41,6 +49,7 @@ var (
 type User struct {
 	Name      string
 	TokenHash string
+	Disabled  bool
 	Created   time.Time
 }
 
@@ -102,6 +111,18 @@ type Store interface {
 	Ping(ctx context.Context) error
 	// Close releases the backend's resources.
 	Close() error
+}
+
+// Doc is a small versioned document: key metadata, seal configuration,
+// attestation policies, single-use nonces. The domain owns its Value (JSON);
+// a Store only compares revisions. Kind and ID are at most 128 bytes each,
+// Value at most 1 MiB.
+type Doc struct {
+	Kind     string
+	ID       string
+	Value    []byte
+	Revision int64 // 0 before creation; the store sets 1 on create, +1 on update
+	Updated  time.Time
 }
 
 // Error is a domain error whose message is complete as it stands and safe
