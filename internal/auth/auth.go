@@ -2,7 +2,6 @@ package auth
 
 import (
 	"context"
-	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
@@ -45,9 +44,19 @@ type Authenticator struct {
 	mu       sync.Mutex
 	cache    map[[32]byte]cacheEntry
 	failures map[string]*window
+	// inflight holds verifications under way, so that many requests with
+	// the same credential (32 Spark executors when the cache entry expires)
+	// run the slow hash once, not 32 times.
+	inflight map[[32]byte]*flight
 	// gen counts calls of Forget, so that a verification that started
 	// before one does not put a forgotten credential back into the cache.
 	gen uint64
+}
+
+type flight struct {
+	done chan struct{}
+	ok   bool
+	err  error
 }
 
 type cacheEntry struct {
@@ -87,6 +96,7 @@ func New(lookup UserLookup, opt Options) *Authenticator {
 		sem:      make(chan struct{}, opt.MaxHashing),
 		cache:    make(map[[32]byte]cacheEntry),
 		failures: make(map[string]*window),
+		inflight: make(map[[32]byte]*flight),
 	}
 	rand.Read(a.macKey[:])
 	return a
@@ -118,7 +128,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, user, token, addr stri
 		a.failed("throttled")
 		return kms.ErrThrottled
 	}
-	ok, err := a.verify(ctx, user, token)
+	ok, err := a.verifyOnce(ctx, id, user, token)
 	if err != nil {
 		return err
 	}
@@ -159,6 +169,33 @@ func (a *Authenticator) failed(reason string) {
 	}
 }
 
+// verifyOnce runs verify for a credential, sharing the result with
+// concurrent callers presenting the same credential.
+func (a *Authenticator) verifyOnce(ctx context.Context, id [32]byte, user, token string) (bool, error) {
+	a.mu.Lock()
+	if f, ok := a.inflight[id]; ok {
+		a.mu.Unlock()
+		select {
+		case <-f.done:
+			if f.err != nil && ctx.Err() == nil && (errors.Is(f.err, context.Canceled) || errors.Is(f.err, context.DeadlineExceeded)) {
+				return a.verify(ctx, user, token) // the leader gave up, not us
+			}
+			return f.ok, f.err
+		case <-ctx.Done():
+			return false, ctx.Err()
+		}
+	}
+	f := &flight{done: make(chan struct{})}
+	a.inflight[id] = f
+	a.mu.Unlock()
+	f.ok, f.err = a.verify(ctx, user, token)
+	a.mu.Lock()
+	delete(a.inflight, id)
+	a.mu.Unlock()
+	close(f.done)
+	return f.ok, f.err
+}
+
 // verify runs the slow hash, at most MaxHashing at a time.
 func (a *Authenticator) verify(ctx context.Context, user, token string) (bool, error) {
 	u, err := a.lookup(ctx, user)
@@ -182,15 +219,22 @@ func (a *Authenticator) verify(ctx context.Context, user, token string) (bool, e
 	return ok && err == nil, nil
 }
 
+// credentialID is a keyed SHA-256 of the user name and token: the cache's
+// key. The key is secret and per process, and the length prefix keeps
+// ("ab","c") apart from ("a","bc"). SHA-256 over a prefix key is a sound
+// PRF here (length extension is irrelevant: the output is never shown).
+// It works on the stack: no allocation on the hot path.
 func (a *Authenticator) credentialID(user, token string) [32]byte {
-	m := hmac.New(sha256.New, a.macKey[:])
-	var n [4]byte
-	binary.BigEndian.PutUint32(n[:], uint32(len(user)))
-	m.Write(n[:])
-	m.Write([]byte(user))
-	m.Write([]byte(token))
-	var id [32]byte
-	m.Sum(id[:0])
+	var buf [32 + 4 + 256 + MaxTokenLen]byte
+	if len(user) > 256 {
+		user = user[:256]
+	}
+	b := append(buf[:0], a.macKey[:]...)
+	b = binary.BigEndian.AppendUint32(b, uint32(len(user)))
+	b = append(b, user...)
+	b = append(b, token...)
+	id := sha256.Sum256(b)
+	clear(b)
 	return id
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -24,6 +25,11 @@ type ServiceOptions struct {
 	OnKeyOp func(op, result string)
 	// OnCache, if set, is called on every cache lookup.
 	OnCache func(hit bool)
+	// DataKeyCacheSize bounds the opened data keys kept in memory (default
+	// 100000; negative disables the cache); they expire after CacheTTL.
+	DataKeyCacheSize int
+	// OnDataKeyCache, if set, is called on every data key cache lookup.
+	OnDataKeyCache func(hit bool)
 }
 
 // Service implements the key operations of the BigDL API on top of a Store
@@ -33,6 +39,8 @@ type Service struct {
 	keyring *keyring.Keyring
 	opt     ServiceOptions
 	now     func() time.Time
+
+	dkCache *keyring.DataKeyCache
 
 	mu    sync.Mutex
 	cache map[string]cached
@@ -52,7 +60,11 @@ func NewService(store Store, kr *keyring.Keyring, opt ServiceOptions) *Service {
 	if opt.CacheSize <= 0 {
 		opt.CacheSize = 100000
 	}
-	return &Service{store: store, keyring: kr, opt: opt, now: time.Now, cache: make(map[string]cached)}
+	if opt.DataKeyCacheSize == 0 {
+		opt.DataKeyCacheSize = 100000
+	}
+	return &Service{store: store, keyring: kr, opt: opt, now: time.Now, cache: make(map[string]cached),
+		dkCache: keyring.NewDataKeyCache(opt.DataKeyCacheSize, opt.CacheTTL, opt.OnDataKeyCache)}
 }
 
 // CreateUser stores a new user with an already hashed token. It returns an
@@ -118,7 +130,7 @@ func (s *Service) DataKey(ctx context.Context, owner, primary, name string) ([]b
 	if err != nil {
 		return nil, s.result("get_data_key", "primaryKey", primary, err)
 	}
-	key, err := s.keyring.OpenDataKey(pk.Wrapped, dk.Wrapped, keyring.DataID{Primary: pkID(pk), Name: name})
+	key, err := s.dkCache.OpenDataKey(s.keyring, pk.Wrapped, dk.Wrapped, keyring.DataID{Primary: pkID(pk), Name: name})
 	if err != nil {
 		err = fmt.Errorf("open data key %q of %q: %w", name, owner, ErrDecrypt)
 	}
@@ -181,7 +193,7 @@ func (s *Service) dataKeyRecord(ctx context.Context, owner, primary, name string
 }
 
 func (s *Service) primaryKeyRecord(ctx context.Context, owner, name string, version int) (PrimaryKey, error) {
-	key := fmt.Sprintf("p\x00%s\x00%s\x00%d", owner, name, version)
+	key := "p\x00" + owner + "\x00" + name + "\x00" + strconv.Itoa(version)
 	if c, ok := s.lookup(key); ok {
 		return c.pk, nil
 	}
