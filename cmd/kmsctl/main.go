@@ -1,0 +1,366 @@
+// Command kmsctl is the command-line client of kmsd: it creates users and
+// keys through the BigDL KMS API, and encrypts and decrypts files and Spark
+// output directories in the BigDL PPML formats and in our own stream
+// format. It talks to the server only through package client.
+//
+// See docs/kmsctl.md, or run "kmsctl help".
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+
+	"golang.org/x/term"
+)
+
+// Exit codes, documented in "kmsctl help" and docs/kmsctl.md. Scripts rely
+// on them: never renumber.
+const (
+	exitOK          = 0
+	exitFailure     = 1
+	exitUsage       = 2
+	exitNotFound    = 3
+	exitExists      = 4
+	exitAuth        = 5
+	exitUnavailable = 6
+	exitIntegrity   = 7
+)
+
+func main() {
+	// The first SIGINT or SIGTERM cancels ctx, so that work in progress stops
+	// and removes its temporary output; a second one kills at once.
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
+	go func() {
+		<-ctx.Done()
+		stop()
+	}()
+	code := newCLI().run(ctx, os.Args[1:])
+	stop()
+	os.Exit(code)
+}
+
+// cli is one invocation of kmsctl: its standard streams and environment.
+type cli struct {
+	stdin          io.Reader
+	stdout, stderr io.Writer
+	getenv         func(string) string
+	// stdinTerminal is the descriptor of stdin if it is a terminal (for the
+	// token prompt), or -1.
+	stdinTerminal int
+	// progress reports whether stderr is a terminal that gets progress bars.
+	progress bool
+}
+
+func newCLI() *cli {
+	c := &cli{stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, stdinTerminal: -1}
+	if fd := int(os.Stdin.Fd()); term.IsTerminal(fd) {
+		c.stdinTerminal = fd
+	}
+	c.progress = term.IsTerminal(int(os.Stderr.Fd()))
+	return c
+}
+
+// command is one entry of the subcommand table.
+type command struct {
+	name  string // "data-key get"
+	args  string // synopsis of the positional arguments
+	short string // one line for the command list
+	long  string // paragraph(s) for "kmsctl help <command>"
+	// kms: the command talks to kmsd and takes the connection flags.
+	kms   bool
+	flags func(fs *flag.FlagSet, o *cmdOpts)
+	run   func(ctx context.Context, c *cli, o *cmdOpts, args []string) error
+}
+
+// commands is the subcommand table, in help order.
+var commands []*command
+
+func init() {
+	commands = append(commands, keyCommands...)
+	commands = append(commands, cryptCommands...)
+	commands = append(commands, &command{
+		name: "completion", args: "bash|zsh|fish", short: "print a shell completion script",
+		long: "Prints a completion script. Load it with, e.g.:\n\n" +
+			"  bash: source <(kmsctl completion bash)\n" +
+			"  zsh:  source <(kmsctl completion zsh)   (in ~/.zshrc, after compinit)\n" +
+			"  fish: kmsctl completion fish > ~/.config/fish/completions/kmsctl.fish",
+		run: runCompletion,
+	}, &command{
+		name: "version", short: "print the version",
+		run: func(_ context.Context, c *cli, _ *cmdOpts, args []string) error {
+			if len(args) > 0 {
+				return usageErrorf("version takes no arguments")
+			}
+			fmt.Fprintln(c.stdout, "kmsctl", versionString())
+			return nil
+		},
+	})
+}
+
+// lookup finds the command named by the first one or two words of args and
+// returns it with the remaining args.
+func lookup(args []string) (*command, []string) {
+	if len(args) >= 2 {
+		for _, cmd := range commands {
+			if cmd.name == args[0]+" "+args[1] {
+				return cmd, args[2:]
+			}
+		}
+	}
+	if len(args) >= 1 {
+		for _, cmd := range commands {
+			if cmd.name == args[0] {
+				return cmd, args[1:]
+			}
+		}
+	}
+	return nil, args
+}
+
+// run executes kmsctl with args (without the program name) and returns the
+// exit code.
+func (c *cli) run(ctx context.Context, args []string) int {
+	err := c.dispatch(ctx, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK
+	}
+	code := exitCode(err)
+	if err != nil {
+		fmt.Fprintf(c.stderr, "kmsctl: %v\n", err)
+		if code == exitUsage {
+			fmt.Fprintln(c.stderr, "Run 'kmsctl help' for usage.")
+		}
+	}
+	return code
+}
+
+func (c *cli) dispatch(ctx context.Context, args []string) error {
+	if err := refuseTokenFlag(args); err != nil {
+		return err
+	}
+	o := newCmdOpts()
+	global := newFlagSet("kmsctl", c)
+	o.registerConnection(global)
+	if err := global.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			c.usage(c.stdout)
+		}
+		return flagError(err)
+	}
+	o.markSet(global)
+	args = global.Args()
+	if len(args) == 0 {
+		c.usage(c.stderr)
+		return usageErrorf("no command given")
+	}
+	if args[0] == "help" {
+		return c.help(args[1:])
+	}
+	cmd, rest := lookup(args)
+	if cmd == nil {
+		if subs := subcommands()[args[0]]; len(subs) > 0 {
+			return usageErrorf("%s needs a subcommand: %s", args[0], strings.Join(subs, ", "))
+		}
+		return usageErrorf("unknown command %q", strings.Join(args[:min(2, len(args))], " "))
+	}
+	fs := newFlagSet("kmsctl "+cmd.name, c)
+	if cmd.kms {
+		o.registerConnection(fs)
+	}
+	if cmd.flags != nil {
+		cmd.flags(fs, o)
+	}
+	positional, err := parseInterleaved(fs, rest)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			c.commandUsage(c.stdout, cmd)
+		}
+		return flagError(err)
+	}
+	o.markSet(fs)
+	return cmd.run(ctx, c, o, positional)
+}
+
+// newFlagSet returns a FlagSet that prints nothing itself: dispatch prints
+// usage for -h and reports errors once, as usage errors.
+func newFlagSet(name string, c *cli) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.Usage = func() {}
+	return fs
+}
+
+// parseInterleaved parses flags that come before, between or after the
+// positional arguments ("kmsctl user create alice --token-file t"); "--"
+// ends the flags.
+func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
+	var positional []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			return nil, err
+		}
+		rest := fs.Args()
+		// flag stops at the first non-flag, or just after "--".
+		if consumed := args[:len(args)-len(rest)]; len(consumed) > 0 && consumed[len(consumed)-1] == "--" {
+			return append(positional, rest...), nil
+		}
+		if len(rest) == 0 {
+			return positional, nil
+		}
+		positional = append(positional, rest[0])
+		args = rest[1:]
+	}
+}
+
+// refuseTokenFlag rejects a token given on the command line, where ps and
+// the shell history would show it. The value is never repeated.
+func refuseTokenFlag(args []string) error {
+	for _, a := range args {
+		if a == "--" {
+			return nil
+		}
+		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if strings.HasPrefix(a, "-") && name == "token" {
+			return usageErrorf("there is no --token flag: a token on the command line is visible to " +
+				"other users (ps) and stays in shell history; use --token-file FILE, --token-file - (stdin), " +
+				"KMS_TOKEN, the config file or the interactive prompt")
+		}
+	}
+	return nil
+}
+
+// help prints the general usage or one command's.
+func (c *cli) help(args []string) error {
+	if len(args) == 0 {
+		c.usage(c.stdout)
+		return nil
+	}
+	cmd, rest := lookup(args)
+	if cmd == nil || len(rest) > 0 {
+		return usageErrorf("no help for %q", strings.Join(args, " "))
+	}
+	c.commandUsage(c.stdout, cmd)
+	return nil
+}
+
+func (c *cli) usage(w io.Writer) {
+	fmt.Fprint(w, `kmsctl is the command-line client of kmsd, the BigDL-compatible KMS.
+
+Usage:
+  kmsctl [connection flags] <command> [flags] [arguments]
+
+Commands:
+`)
+	for _, cmd := range commands {
+		fmt.Fprintf(w, "  %-20s %s\n", cmd.name, cmd.short)
+	}
+	fmt.Fprint(w, `  help [command]       show help
+
+Connection flags (commands that talk to kmsd):
+`)
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	newCmdOpts().registerConnection(fs)
+	printFlags(w, fs)
+	fmt.Fprint(w, connectionHelp+exitHelp)
+}
+
+const connectionHelp = `
+Settings come from, strongest first: flags, environment (KMS_SERVER, KMS_USER,
+KMS_TOKEN, KMS_TOKEN_FILE, KMS_CACERT, KMS_INSECURE), the config file
+(--config, default ~/.config/kmsctl/config.json), defaults. The token is never
+a flag: it comes from --token-file FILE, --token-file - (stdin), KMS_TOKEN,
+KMS_TOKEN_FILE, the config file, or a prompt without echo when stdin is a
+terminal.
+`
+
+const exitHelp = `
+Exit codes:
+  0  success
+  1  failure not listed below
+  2  usage error (bad flags or arguments, missing token)
+  3  not found (user, primary key or data key)
+  4  already exists (user, primary key or data key)
+  5  authentication failed (unknown user, wrong token, throttled)
+  6  server unavailable (cannot connect, or the server is not ready)
+  7  integrity failure: the input is not an intact encrypted file
+     (bad tag, tampered, truncated or malformed)
+`
+
+func (c *cli) commandUsage(w io.Writer, cmd *command) {
+	fmt.Fprintf(w, "Usage: %s\n\n%s.\n", strings.TrimSpace("kmsctl "+cmd.name+" [flags] "+cmd.args), upperFirst(cmd.short))
+	if cmd.long != "" {
+		fmt.Fprintf(w, "\n%s\n", cmd.long)
+	}
+	fs := flag.NewFlagSet("", flag.ContinueOnError)
+	o := newCmdOpts()
+	if cmd.flags != nil {
+		cmd.flags(fs, o)
+	}
+	if cmd.kms {
+		o.registerConnection(fs)
+	}
+	if hasFlags(fs) {
+		fmt.Fprintln(w, "\nFlags:")
+		printFlags(w, fs)
+	}
+	if cmd.kms {
+		fmt.Fprint(w, connectionHelp)
+	}
+}
+
+// printFlags is flag.PrintDefaults with GNU-style "--name", and "-o" for
+// one-letter flags.
+func printFlags(w io.Writer, fs *flag.FlagSet) {
+	fs.VisitAll(func(f *flag.Flag) {
+		dash := "--"
+		if len(f.Name) == 1 {
+			dash = "-"
+		}
+		arg, usage := flag.UnquoteUsage(f)
+		line := "  " + dash + f.Name
+		if arg != "" {
+			line += " " + arg
+		}
+		if f.DefValue != "" && f.DefValue != "false" && !strings.Contains(usage, "default") {
+			usage += " (default " + f.DefValue + ")"
+		}
+		fmt.Fprintf(w, "%-26s %s\n", line, usage)
+	})
+}
+
+func hasFlags(fs *flag.FlagSet) bool {
+	n := 0
+	fs.VisitAll(func(*flag.Flag) { n++ })
+	return n > 0
+}
+
+func upperFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// commandNames returns the first words of all commands, sorted, for
+// completion.
+func commandNames() []string {
+	seen := map[string]bool{"help": true}
+	for _, cmd := range commands {
+		first, _, _ := strings.Cut(cmd.name, " ")
+		seen[first] = true
+	}
+	names := make([]string, 0, len(seen))
+	for n := range seen {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return names
+}
