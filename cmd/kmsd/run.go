@@ -23,6 +23,7 @@ import (
 	"github.com/ppmlkms/kms/internal/httpapi"
 	"github.com/ppmlkms/kms/internal/keyring"
 	"github.com/ppmlkms/kms/internal/kms"
+	"github.com/ppmlkms/kms/internal/ppmlsecrets"
 	"github.com/ppmlkms/kms/internal/rootkey"
 	"github.com/ppmlkms/kms/internal/telemetry"
 )
@@ -218,6 +219,21 @@ func (m *Main) loadCertificate() (tls.Certificate, error) {
 }
 
 func pkcs12Password(cfg *config.Config, getenv func(string) string) (string, error) {
+	if cfg.TLSPKCS12PassRSAKey != "" {
+		keyTxt, err := os.ReadFile(cfg.TLSPKCS12PassRSAKey)
+		if err != nil {
+			return "", fmt.Errorf("PKCS#12 password key: %w", err)
+		}
+		enc, err := os.ReadFile(cfg.TLSPKCS12PassEncrypted)
+		if err != nil {
+			return "", fmt.Errorf("PKCS#12 encrypted password: %w", err)
+		}
+		pw, err := ppmlsecrets.RecoverPassword(keyTxt, enc)
+		if err != nil {
+			return "", fmt.Errorf("PKCS#12 password from %s: %w", cfg.TLSPKCS12PassEncrypted, err)
+		}
+		return string(pw), nil
+	}
 	if cfg.TLSPKCS12PassEnv != "" {
 		pw := getenv(cfg.TLSPKCS12PassEnv)
 		if pw == "" {

@@ -37,6 +37,10 @@ type Config struct {
 	TLSPKCS12         string `json:"tls-pkcs12"`
 	TLSPKCS12Password string `json:"tls-pkcs12-password-file"`
 	TLSPKCS12PassEnv  string `json:"tls-pkcs12-password-env"`
+	// The PPML ssl-password Secret: output.bin holds the PKCS#12 password
+	// encrypted (RSA PKCS#1 v1.5) to the private key in key.txt.
+	TLSPKCS12PassRSAKey    string `json:"tls-pkcs12-password-rsa-key"`
+	TLSPKCS12PassEncrypted string `json:"tls-pkcs12-password-encrypted"`
 
 	RootKeyFile string `json:"root-key-file"`
 	RootKeyEnv  string `json:"root-key-env"`
@@ -98,6 +102,8 @@ func fields() []field {
 		{"tls-pkcs12", "PKCS#12 keystore with key and certificate (as BigDL's keystore.pkcs12)", s(func(c *Config) *string { return &c.TLSPKCS12 })},
 		{"tls-pkcs12-password-file", "file holding the PKCS#12 password", s(func(c *Config) *string { return &c.TLSPKCS12Password })},
 		{"tls-pkcs12-password-env", "environment variable holding the PKCS#12 password", s(func(c *Config) *string { return &c.TLSPKCS12PassEnv })},
+		{"tls-pkcs12-password-rsa-key", "PPML ssl-password Secret: key.txt, the RSA key that decrypts tls-pkcs12-password-encrypted", s(func(c *Config) *string { return &c.TLSPKCS12PassRSAKey })},
+		{"tls-pkcs12-password-encrypted", "PPML ssl-password Secret: output.bin, the PKCS#12 password encrypted to tls-pkcs12-password-rsa-key", s(func(c *Config) *string { return &c.TLSPKCS12PassEncrypted })},
 		{"root-key-file", "root key file, base64 (default <data-dir>/root.key, created on first start)", s(func(c *Config) *string { return &c.RootKeyFile })},
 		{"root-key-env", "environment variable holding the base64 root key, e.g. ROOT_KEY as in BigDL", s(func(c *Config) *string { return &c.RootKeyEnv })},
 		{"log-format", "log format: text or json", s(func(c *Config) *string { return &c.LogFormat })},
@@ -195,8 +201,11 @@ func (c *Config) Validate() error {
 	if c.TLSPKCS12 != "" && c.TLSCert != "" {
 		bad("choose either tls-pkcs12 or tls-cert/tls-key")
 	}
-	if c.TLSPKCS12 != "" && c.TLSPKCS12Password == "" && c.TLSPKCS12PassEnv == "" {
-		bad("tls-pkcs12 needs tls-pkcs12-password-file or tls-pkcs12-password-env")
+	if (c.TLSPKCS12PassRSAKey == "") != (c.TLSPKCS12PassEncrypted == "") {
+		bad("tls-pkcs12-password-rsa-key and tls-pkcs12-password-encrypted go together")
+	}
+	if n := btoi(c.TLSPKCS12Password != "") + btoi(c.TLSPKCS12PassEnv != "") + btoi(c.TLSPKCS12PassRSAKey != ""); c.TLSPKCS12 != "" && n != 1 {
+		bad("tls-pkcs12 needs exactly one of tls-pkcs12-password-file, tls-pkcs12-password-env or tls-pkcs12-password-rsa-key/-encrypted")
 	}
 	if c.RootKeyFile != "" && c.RootKeyEnv != "" {
 		bad("choose either root-key-file or root-key-env")
@@ -227,6 +236,13 @@ func (c *Config) Validate() error {
 		bad("max-header-bytes must be at least 1024")
 	}
 	return errors.Join(errs...)
+}
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // SQLitePath is the SQLite file the config selects, or "" for another store.

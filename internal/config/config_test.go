@@ -190,9 +190,11 @@ func TestEveryFieldFromEachSource(t *testing.T) {
 			// Values and companion flags that keep the result valid.
 			valid := map[string]string{"store": "sqlite:x.db", "log-format": "json", "log-level": "warn"}
 			companions := map[string][]string{
-				"tls-cert":   {"-tls-key=k.pem"},
-				"tls-key":    {"-tls-cert=c.pem"},
-				"tls-pkcs12": {"-tls-pkcs12-password-env=PW"},
+				"tls-cert":                      {"-tls-key=k.pem"},
+				"tls-key":                       {"-tls-cert=c.pem"},
+				"tls-pkcs12":                    {"-tls-pkcs12-password-env=PW"},
+				"tls-pkcs12-password-rsa-key":   {"-tls-pkcs12-password-encrypted=output.bin"},
+				"tls-pkcs12-password-encrypted": {"-tls-pkcs12-password-rsa-key=key.txt"},
 			}
 			var text string
 			var jsonValue any
@@ -266,7 +268,11 @@ func TestValidate(t *testing.T) {
 		{"pkcs12 and PEM", func(c *Config) { c.TLSPKCS12, c.TLSPKCS12PassEnv, c.TLSCert, c.TLSKey = "ks", "PW", "c", "k" },
 			[]string{"choose either tls-pkcs12 or tls-cert/tls-key"}},
 		{"pkcs12 without password", func(c *Config) { c.TLSPKCS12 = "ks.p12" },
-			[]string{"tls-pkcs12 needs tls-pkcs12-password-file or tls-pkcs12-password-env"}},
+			[]string{"tls-pkcs12 needs exactly one of tls-pkcs12-password-file, tls-pkcs12-password-env or tls-pkcs12-password-rsa-key/-encrypted"}},
+		{"pkcs12 with two passwords", func(c *Config) { c.TLSPKCS12, c.TLSPKCS12Password, c.TLSPKCS12PassEnv = "ks.p12", "pw", "PW" },
+			[]string{"tls-pkcs12 needs exactly one of"}},
+		{"rsa key without encrypted password", func(c *Config) { c.TLSPKCS12, c.TLSPKCS12PassRSAKey = "ks.p12", "key.txt" },
+			[]string{"tls-pkcs12-password-rsa-key and tls-pkcs12-password-encrypted go together"}},
 		{"both root key options", func(c *Config) { c.RootKeyFile, c.RootKeyEnv = "root.key", "ROOT_KEY" },
 			[]string{"choose either root-key-file or root-key-env"}},
 		{"bad log level", func(c *Config) { c.LogLevel = "loud" }, []string{`log-level must be debug, info, warn or error, not "loud"`}},
