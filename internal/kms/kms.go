@@ -85,6 +85,8 @@ type DataKey struct {
 // Every method honours ctx. Errors wrap ErrNotFound, ErrExists or
 // ErrUnavailable (the backend cannot be reached) where they apply.
 type Store interface {
+	Lifecycle
+
 	// CreateUser stores u. It returns an error wrapping ErrExists if a user
 	// with that name exists.
 	CreateUser(ctx context.Context, u User) error

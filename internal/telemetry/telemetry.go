@@ -88,6 +88,8 @@ func (s *Store) observe(op string, start time.Time, err error) {
 		result = "not_found"
 	case errors.Is(err, kms.ErrExists):
 		result = "exists"
+	case errors.Is(err, kms.ErrConflict):
+		result = "conflict"
 	default:
 		result = "error"
 	}
@@ -128,4 +130,70 @@ func (s *Store) CreateDataKey(ctx context.Context, k kms.DataKey) (err error) {
 func (s *Store) DataKey(ctx context.Context, owner, primary, name string) (k kms.DataKey, err error) {
 	defer func(t time.Time) { s.observe("data_key", t, err) }(time.Now())
 	return s.Store.DataKey(ctx, owner, primary, name)
+}
+
+// UpdateUser implements kms.Store.
+func (s *Store) UpdateUser(ctx context.Context, u kms.User) (err error) {
+	defer func(t time.Time) { s.observe("update_user", t, err) }(time.Now())
+	return s.Store.UpdateUser(ctx, u)
+}
+
+// ListUsers implements kms.Store.
+func (s *Store) ListUsers(ctx context.Context) (us []kms.User, err error) {
+	defer func(t time.Time) { s.observe("list_users", t, err) }(time.Now())
+	return s.Store.ListUsers(ctx)
+}
+
+// ListPrimaryKeys implements kms.Store.
+func (s *Store) ListPrimaryKeys(ctx context.Context, owner string) (ks []kms.PrimaryKey, err error) {
+	defer func(t time.Time) { s.observe("list_primary_keys", t, err) }(time.Now())
+	return s.Store.ListPrimaryKeys(ctx, owner)
+}
+
+// PrimaryKeyVersions implements kms.Store.
+func (s *Store) PrimaryKeyVersions(ctx context.Context, owner, name string) (ks []kms.PrimaryKey, err error) {
+	defer func(t time.Time) { s.observe("primary_key_versions", t, err) }(time.Now())
+	return s.Store.PrimaryKeyVersions(ctx, owner, name)
+}
+
+// PrimaryKeysToRewrap implements kms.Store.
+func (s *Store) PrimaryKeysToRewrap(ctx context.Context, rootVersion, limit int) (ks []kms.PrimaryKey, err error) {
+	defer func(t time.Time) { s.observe("primary_keys_to_rewrap", t, err) }(time.Now())
+	return s.Store.PrimaryKeysToRewrap(ctx, rootVersion, limit)
+}
+
+// RewrapPrimaryKey implements kms.Store.
+func (s *Store) RewrapPrimaryKey(ctx context.Context, k kms.PrimaryKey, oldRootVersion int) (err error) {
+	defer func(t time.Time) { s.observe("rewrap_primary_key", t, err) }(time.Now())
+	return s.Store.RewrapPrimaryKey(ctx, k, oldRootVersion)
+}
+
+// DestroyPrimaryKey implements kms.Store.
+func (s *Store) DestroyPrimaryKey(ctx context.Context, owner, name string) (err error) {
+	defer func(t time.Time) { s.observe("destroy_primary_key", t, err) }(time.Now())
+	return s.Store.DestroyPrimaryKey(ctx, owner, name)
+}
+
+// Doc implements kms.Store.
+func (s *Store) Doc(ctx context.Context, kind, id string) (d kms.Doc, err error) {
+	defer func(t time.Time) { s.observe("doc", t, err) }(time.Now())
+	return s.Store.Doc(ctx, kind, id)
+}
+
+// PutDoc implements kms.Store.
+func (s *Store) PutDoc(ctx context.Context, d kms.Doc) (_ kms.Doc, err error) {
+	defer func(t time.Time) { s.observe("put_doc", t, err) }(time.Now())
+	return s.Store.PutDoc(ctx, d)
+}
+
+// DeleteDoc implements kms.Store.
+func (s *Store) DeleteDoc(ctx context.Context, kind, id string, revision int64) (err error) {
+	defer func(t time.Time) { s.observe("delete_doc", t, err) }(time.Now())
+	return s.Store.DeleteDoc(ctx, kind, id, revision)
+}
+
+// ListDocs implements kms.Store.
+func (s *Store) ListDocs(ctx context.Context, kind, prefix string) (ds []kms.Doc, err error) {
+	defer func(t time.Time) { s.observe("list_docs", t, err) }(time.Now())
+	return s.Store.ListDocs(ctx, kind, prefix)
 }

@@ -22,6 +22,8 @@ const (
 	erDupEntry         = 1062 // ER_DUP_ENTRY: a unique key exists
 	erNoReferencedRow  = 1452 // ER_NO_REFERENCED_ROW_2: foreign key parent missing
 	erNoSuchTable      = 1146 // ER_NO_SUCH_TABLE
+	erDupFieldName     = 1060 // ER_DUP_FIELDNAME: ADD COLUMN of a column that exists
+	erDupKeyName       = 1061 // ER_DUP_KEYNAME: ADD INDEX of an index that exists
 	erDataTooLong      = 1406 // ER_DATA_TOO_LONG (strict sql_mode)
 	erLockDeadlock     = 1213 // ER_LOCK_DEADLOCK; also Galera certification failures
 	erConCount         = 1040 // ER_CON_COUNT_ERROR: too many connections
@@ -102,6 +104,9 @@ func errNumber(err error) uint16 {
 // wrap turns a driver error into the store's error for the record named by
 // what, wrapping the kms sentinel that applies.
 func wrap(what string, err error) error {
+	if isSentinel(err) {
+		return fmt.Errorf("%s: %w", what, err)
+	}
 	switch classify(err) {
 	case classNotFound:
 		return fmt.Errorf("%s: %w", what, kms.ErrNotFound)
@@ -113,6 +118,13 @@ func wrap(what string, err error) error {
 		return fmt.Errorf("%s: %w: mysql: %w", what, kms.ErrUnavailable, err)
 	}
 	return fmt.Errorf("%s: mysql: %w", what, err)
+}
+
+// isSentinel reports whether err is already one of the kms errors that the
+// store itself decided on (a failed compare-and-swap, a missing row, bad
+// input), not a driver error to classify.
+func isSentinel(err error) bool {
+	return errors.Is(err, kms.ErrNotFound) || errors.Is(err, kms.ErrConflict) || errors.Is(err, kms.ErrInvalid)
 }
 
 // unavailable adds [kms.ErrUnavailable] to err if it is a connection error.

@@ -171,6 +171,18 @@ func TestDatabaseDown(t *testing.T) {
 	if d := time.Since(start); d > time.Second {
 		t.Errorf("three calls while down took %v, want fast failures", d)
 	}
+	// The lifecycle calls: lists, a compare-and-swap and a transaction.
+	_, listErr := s.ListUsers(ctx)
+	_, putErr := s.PutDoc(ctx, kms.Doc{Kind: "k", ID: "i", Revision: 1})
+	for name, err := range map[string]error{
+		"list":    listErr,
+		"put doc": putErr,
+		"destroy": s.DestroyPrimaryKey(ctx, "alice", "pk"),
+	} {
+		if !errors.Is(err, kms.ErrUnavailable) {
+			t.Errorf("%s while down: want ErrUnavailable, got %v", name, err)
+		}
+	}
 	p.setDown(false)
 	if _, err := s.User(ctx, "alice"); err != nil {
 		t.Fatalf("read after recovery: %v", err)

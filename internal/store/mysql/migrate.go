@@ -113,7 +113,7 @@ func (s *DB) migrate(ctx context.Context) error {
 	}
 	for _, m := range migrations[v:] {
 		for _, st := range m.stmts {
-			if err := s.execDDL(ctx, st); err != nil {
+			if err := s.execDDL(ctx, st); err != nil && !alreadyApplied(err) {
 				return fmt.Errorf("%s: %w", m.name, err)
 			}
 		}
@@ -125,6 +125,15 @@ func (s *DB) migrate(ctx context.Context) error {
 		s.log.Info("applied schema migration", "store", "mysql", "version", m.version, "name", m.name)
 	}
 	return nil
+}
+
+// alreadyApplied reports whether a migration statement failed because
+// what it adds is there: a run of the same migration that stopped half-way,
+// or another replica's run, added it. It stands in for the IF NOT EXISTS
+// that MySQL lacks on ALTER TABLE ... ADD COLUMN and ADD INDEX.
+func alreadyApplied(err error) bool {
+	n := errNumber(err)
+	return n == erDupFieldName || n == erDupKeyName
 }
 
 // schemaVersion returns the newest applied migration, 0 for an empty

@@ -18,8 +18,12 @@
 // clear error if the database's schema is newer than this code, or if the
 // server is older than MySQL 8.0 or MariaDB 10.5.
 //
+// MySQL has no IF NOT EXISTS for ALTER TABLE ... ADD COLUMN, so the
+// migrations count error 1060 (duplicate column) and 1061 (duplicate key
+// name) as "already applied".
+//
 // Use a database of its own for the store: the tables are called users,
-// primary_keys, data_keys and schema_version.
+// primary_keys, data_keys, docs and schema_version.
 //
 // # Concurrency
 //
@@ -29,7 +33,16 @@
 // wrapping [kms.ErrExists]. A primary key's owner is checked by a foreign key;
 // a data key's primary key (any version) is checked by the INSERT ... SELECT
 // itself, which takes a shared lock on the primary key row so that a
-// concurrent delete cannot leave a data key behind. The store keeps no cache:
+// concurrent delete cannot leave a data key behind; DestroyPrimaryKey
+// deletes the versions and then the data keys in one transaction.
+//
+// Compare-and-swaps (RewrapPrimaryKey, PutDoc of an existing doc, DeleteDoc)
+// are single UPDATE or DELETE statements that name the expected root
+// version or revision: the row lock lets exactly one of several concurrent
+// writers match the row. When none matched, a second statement looks the
+// row up to tell [kms.ErrConflict] (another value) from [kms.ErrNotFound]
+// (no row). Open sets clientFoundRows, so that an UPDATE counts the rows it
+// matched, not only those whose values changed. The store keeps no cache:
 // every read goes to the database, so a replica sees other replicas' writes
 // as soon as they commit.
 //
@@ -67,13 +80,18 @@
 // still wins. If all attempts conflict, the error wraps [kms.ErrUnavailable].
 // Galera does not replicate locks and certifies only the rows written (and
 // foreign key parents): the shared lock that a data key insert takes on its
-// primary key row holds on its own node only. Nothing deletes primary keys
-// yet; the change that adds deletion must keep it safe on Galera. Reads on
-// one node may lag writes made through another: add wsrep_sync_wait=1 to the
-// DSN (the driver sets it as a session variable) so that a read waits for the
-// node to catch up; Open logs a warning when wsrep is on and wsrep_sync_wait
-// is 0. A node that is not part of the primary component answers 1047, and a
-// read-only group replication secondary 1290; both wrap [kms.ErrUnavailable].
+// primary key row holds on its own node only, so a data key created on one
+// node while its primary key is destroyed through another can outlive it
+// (see [DB.DestroyPrimaryKey]). Callers keep creates away by making a key
+// unusable (scheduled deletion) well before they destroy it.
+// Compare-and-swaps are safe: both writers change the same row, so
+// certification aborts one, which then matches no row when it is run again.
+// Reads on one node may lag writes made through another: add
+// wsrep_sync_wait=1 to the DSN (the driver sets it as a session variable) so
+// that a read waits for the node to catch up; Open logs a warning when wsrep
+// is on and wsrep_sync_wait is 0. A node that is not part of the primary
+// component answers 1047, and a read-only group replication secondary 1290;
+// both wrap [kms.ErrUnavailable].
 // Galera clusters often run innodb_flush_log_at_trx_commit=2 and rely on
 // replication to other nodes for durability.
 package mysql
@@ -90,7 +108,10 @@ import (
 	"github.com/ppmlkms/kms/internal/kms"
 )
 
-var _ kms.Store = (*DB)(nil)
+var (
+	_ kms.Store     = (*DB)(nil)
+	_ kms.Lifecycle = (*DB)(nil)
+)
 
 // Defaults for the zero fields of [Options].
 const (
@@ -157,8 +178,9 @@ type DB struct {
 // Open connects to the database named by dsn (the go-sql-driver format,
 // e.g. "kms:secret@tcp(db:3306)/kms"), checks the server version, applies
 // pending migrations and prepares the store's statements. It honours ctx;
-// give it a deadline. Open forces parseTime=true and loc=UTC, and sets
-// sql_mode to TRADITIONAL unless the DSN sets it.
+// give it a deadline. Open forces parseTime=true, loc=UTC and
+// clientFoundRows=true, and sets sql_mode to TRADITIONAL unless the DSN sets
+// it.
 //
 // Errors never contain the password. An unreachable server gives an error
 // wrapping [kms.ErrUnavailable]; a server that is too old, or a schema newer
@@ -174,6 +196,9 @@ func Open(ctx context.Context, dsn string, opts Options, logger *slog.Logger) (*
 	}
 	cfg.ParseTime = true
 	cfg.Loc = time.UTC
+	// An UPDATE reports the rows it matched, not only those it changed, so
+	// that an update to the same values is told apart from a missing row.
+	cfg.ClientFoundRows = true
 	cfg.Logger = driverLogger{logger}
 	if cfg.Params == nil {
 		cfg.Params = map[string]string{}

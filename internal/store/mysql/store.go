@@ -11,8 +11,8 @@ import (
 
 // The store's statements, prepared by Open.
 const (
-	qCreateUser = `INSERT INTO users (name, token_hash, created) VALUES (?, ?, ?)`
-	qUser       = `SELECT token_hash, created FROM users WHERE name = ?`
+	qCreateUser = `INSERT INTO users (name, token_hash, disabled, created) VALUES (?, ?, ?, ?)`
+	qUser       = `SELECT token_hash, disabled, created FROM users WHERE name = ?`
 
 	qCreatePrimaryKey = `INSERT INTO primary_keys (owner, name, version, root_version, wrapped, created)
 		VALUES (?, ?, ?, ?, ?, ?)`
@@ -31,12 +31,13 @@ const (
 		WHERE owner = ? AND primary_name = ? AND name = ?`
 )
 
-var queries = []string{qCreateUser, qUser, qCreatePrimaryKey, qPrimaryKey, qLatestPrimaryKey, qCreateDataKey, qDataKey}
+var queries = append([]string{qCreateUser, qUser, qCreatePrimaryKey, qPrimaryKey, qLatestPrimaryKey, qCreateDataKey, qDataKey},
+	lifecycleQueries...)
 
 // CreateUser stores u. It returns an error wrapping [kms.ErrExists] if a user
 // with that name exists, whichever replica created it.
 func (s *DB) CreateUser(ctx context.Context, u kms.User) error {
-	_, err := s.exec(ctx, qCreateUser, u.Name, u.TokenHash, dbTime(u.Created))
+	_, err := s.exec(ctx, qCreateUser, u.Name, u.TokenHash, u.Disabled, dbTime(u.Created))
 	if err != nil {
 		return wrap(fmt.Sprintf("user %q", u.Name), err)
 	}
@@ -47,7 +48,7 @@ func (s *DB) CreateUser(ctx context.Context, u kms.User) error {
 // [kms.ErrNotFound].
 func (s *DB) User(ctx context.Context, name string) (kms.User, error) {
 	u := kms.User{Name: name}
-	err := s.queryRow(ctx, qUser, []any{name}, &u.TokenHash, &u.Created)
+	err := s.queryRow(ctx, qUser, []any{name}, &u.TokenHash, &u.Disabled, &u.Created)
 	if err != nil {
 		return kms.User{}, wrap(fmt.Sprintf("user %q", name), err)
 	}

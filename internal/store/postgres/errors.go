@@ -99,6 +99,9 @@ func sqlState(err error) string {
 // wrap turns a driver error into the store's error for the record named by
 // what, wrapping the kms sentinel that applies.
 func wrap(what string, err error) error {
+	if isSentinel(err) {
+		return fmt.Errorf("%s: %w", what, err)
+	}
 	switch classify(err) {
 	case classNotFound:
 		return fmt.Errorf("%s: %w", what, kms.ErrNotFound)
@@ -110,6 +113,13 @@ func wrap(what string, err error) error {
 		return fmt.Errorf("%s: %w: postgres: %w", what, kms.ErrUnavailable, err)
 	}
 	return fmt.Errorf("%s: postgres: %w", what, err)
+}
+
+// isSentinel reports whether err is already one of the kms errors that the
+// store itself decided on (a failed compare-and-swap, a missing row, bad
+// input), not a driver error to classify.
+func isSentinel(err error) bool {
+	return errors.Is(err, kms.ErrNotFound) || errors.Is(err, kms.ErrConflict) || errors.Is(err, kms.ErrInvalid)
 }
 
 // unavailable adds [kms.ErrUnavailable] to err if it is a connection error.

@@ -15,9 +15,9 @@
 // fails with a clear error if the database's schema is newer than this code,
 // or if the server is older than PostgreSQL 12.
 //
-// The tables (users, primary_keys, data_keys, schema_version) are created
-// in the first schema of the search_path; select a schema of the store's own
-// with the DSN parameter search_path.
+// The tables (users, primary_keys, data_keys, docs, schema_version) are
+// created in the first schema of the search_path; select a schema of the
+// store's own with the DSN parameter search_path.
 //
 // # Concurrency
 //
@@ -27,9 +27,16 @@
 // wrapping [kms.ErrExists]. A primary key's owner is checked by a foreign
 // key; a data key's primary key (any version) is checked by the INSERT
 // itself, which locks the primary key row (FOR KEY SHARE, as a foreign key
-// would) so that a concurrent delete cannot leave a data key behind. The
-// store keeps no cache: a replica sees other replicas' writes as soon as
-// they commit. Names use the "C" collation and compare byte for byte.
+// would) so that a concurrent delete cannot leave a data key behind;
+// DestroyPrimaryKey deletes the versions and then the data keys in one
+// transaction. Compare-and-swaps (RewrapPrimaryKey, PutDoc of an existing
+// doc, DeleteDoc) are single UPDATE or DELETE statements that name the
+// expected root version or revision: the row lock lets exactly one of
+// several concurrent writers match the row. When none matched, a second
+// statement looks the row up to tell [kms.ErrConflict] (another value) from
+// [kms.ErrNotFound] (no row). The store keeps no cache: a replica sees
+// other replicas' writes as soon as they commit. Names and doc ids use the
+// "C" collation and compare byte for byte.
 //
 // # Faults
 //
@@ -70,7 +77,10 @@ import (
 	"github.com/ppmlkms/kms/internal/kms"
 )
 
-var _ kms.Store = (*DB)(nil)
+var (
+	_ kms.Store     = (*DB)(nil)
+	_ kms.Lifecycle = (*DB)(nil)
+)
 
 // Defaults for the zero fields of [Options].
 const (

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
@@ -112,6 +113,66 @@ func TestShared(t *testing.T) {
 	t.Parallel()
 	_, dsn := newSchema(t)
 	storetest.RunShared(t, openStore(t, dsn, Options{}), openStore(t, dsn, Options{}))
+}
+
+func TestLifecycle(t *testing.T) {
+	t.Parallel()
+	storetest.RunLifecycle(t, func(t *testing.T) storetest.LifecycleStore {
+		_, dsn := newSchema(t)
+		return openStore(t, dsn, Options{})
+	})
+}
+
+func TestSharedLifecycle(t *testing.T) {
+	t.Parallel()
+	_, dsn := newSchema(t)
+	storetest.RunSharedLifecycle(t, openStore(t, dsn, Options{}), openStore(t, dsn, Options{}))
+}
+
+// TestMigrateFromVersion1 opens a schema at version 1 with a user and a key
+// in it, as a kmsd of that schema left it: Open migrates it, the data is
+// still there, and the lifecycle methods work.
+func TestMigrateFromVersion1(t *testing.T) {
+	t.Parallel()
+	name, dsn := newSchema(t)
+	cfg, err := pgx.ParseConfig(dsn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := sql.OpenDB(stdlib.GetConnector(*cfg))
+	defer raw.Close()
+	for _, q := range []string{createVersionTable, migrations[0].sql,
+		"INSERT INTO schema_version (version) VALUES (1)",
+		"INSERT INTO users (name, token_hash, created) VALUES ('alice', 'h', '2024-01-02 03:04:05Z')",
+		"INSERT INTO primary_keys (owner, name, version, root_version, wrapped, created) VALUES ('alice', 'pk', 1, 1, '\\x01', now())",
+	} {
+		if _, err := raw.ExecContext(t.Context(), q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	s := openStore(t, dsn, Options{})
+	ctx := t.Context()
+	var version int
+	if err := adminDB(t).QueryRow("SELECT MAX(version) FROM " + name + ".schema_version").Scan(&version); err != nil || version != len(migrations) {
+		t.Fatalf("schema version after open: %d, %v; want %d", version, err, len(migrations))
+	}
+	want := kms.User{Name: "alice", TokenHash: "h", Created: time.Date(2024, 1, 2, 3, 4, 5, 0, time.UTC)}
+	if got, err := s.User(ctx, "alice"); err != nil || got != want {
+		t.Fatalf("user from version 1: got %+v, %v; want %+v", got, err, want)
+	}
+	want.Disabled = true
+	if err := s.UpdateUser(ctx, want); err != nil {
+		t.Fatal(err)
+	}
+	if us, err := s.ListUsers(ctx); err != nil || len(us) != 1 || us[0] != want {
+		t.Fatalf("users after update: got %+v, %v; want %+v", us, err, want)
+	}
+	if ks, err := s.ListPrimaryKeys(ctx, "alice"); err != nil || len(ks) != 1 {
+		t.Fatalf("primary keys from version 1: got %+v, %v", ks, err)
+	}
+	if _, err := s.PutDoc(ctx, kms.Doc{Kind: "k", ID: "a", Value: []byte("v")}); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // TestConcurrentOpen starts several replicas on an empty schema at once:

@@ -11,8 +11,8 @@ import (
 
 // The store's statements. pgx prepares each once per connection.
 const (
-	qCreateUser = `INSERT INTO users (name, token_hash, created) VALUES ($1, $2, $3)`
-	qUser       = `SELECT token_hash, created FROM users WHERE name = $1`
+	qCreateUser = `INSERT INTO users (name, token_hash, disabled, created) VALUES ($1, $2, $3, $4)`
+	qUser       = `SELECT token_hash, disabled, created FROM users WHERE name = $1`
 
 	qCreatePrimaryKey = `INSERT INTO primary_keys (owner, name, version, root_version, wrapped, created)
 		VALUES ($1, $2, $3, $4, $5, $6)`
@@ -36,7 +36,7 @@ const (
 // CreateUser stores u. It returns an error wrapping [kms.ErrExists] if a user
 // with that name exists, whichever replica created it.
 func (s *DB) CreateUser(ctx context.Context, u kms.User) error {
-	_, err := s.exec(ctx, qCreateUser, u.Name, u.TokenHash, dbTime(u.Created))
+	_, err := s.exec(ctx, qCreateUser, u.Name, u.TokenHash, u.Disabled, dbTime(u.Created))
 	if err != nil {
 		return wrap(fmt.Sprintf("user %q", u.Name), err)
 	}
@@ -47,7 +47,7 @@ func (s *DB) CreateUser(ctx context.Context, u kms.User) error {
 // [kms.ErrNotFound].
 func (s *DB) User(ctx context.Context, name string) (kms.User, error) {
 	u := kms.User{Name: name}
-	err := s.queryRow(ctx, qUser, []any{name}, &u.TokenHash, &u.Created)
+	err := s.queryRow(ctx, qUser, []any{name}, &u.TokenHash, &u.Disabled, &u.Created)
 	if err != nil {
 		return kms.User{}, wrap(fmt.Sprintf("user %q", name), err)
 	}

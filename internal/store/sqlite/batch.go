@@ -2,7 +2,10 @@ package sqlite
 
 import (
 	"context"
+	"errors"
 	"runtime"
+
+	"modernc.org/sqlite"
 )
 
 const (
@@ -55,10 +58,11 @@ func (w *writer) run() {
 	}
 }
 
-// runBatch writes batch in one transaction. Each claimed row runs in its own
-// savepoint, so an error in one row (a duplicate, a missing parent) undoes
-// that row alone and is reported to its caller alone. Rows are committed
-// together, with one fsync; only then do their callers hear nil.
+// runBatch writes batch in one transaction. Each claimed operation runs in
+// its own savepoint, so an error in one (a duplicate, a missing parent, a
+// failed compare-and-swap) undoes that operation alone and is reported to
+// its caller alone. Operations are committed together, with one fsync; only
+// then do their callers hear their outcome.
 //
 // SQL runs with a context of its own, not the callers': a canceled
 // statement would roll back the whole transaction. A caller's ctx is
@@ -79,7 +83,7 @@ func (w *writer) runBatch(batch []*writeReq) {
 		if !r.claim() {
 			continue
 		}
-		rowErr, fatal := w.insertRow(ctx, r)
+		rowErr, fatal := w.runOp(ctx, r)
 		if fatal != nil {
 			// The transaction is gone (SQLite rolls back on I/O errors
 			// and the like): nothing in this batch is written.
@@ -114,19 +118,24 @@ func (w *writer) runBatch(batch []*writeReq) {
 	answer(ran, errs, nil)
 }
 
-// insertRow runs r's insert in a savepoint. rowErr is r's own failure,
+// runOp runs r's operation in a savepoint. rowErr is r's own failure,
 // already undone; fatal means the transaction cannot go on.
-func (w *writer) insertRow(ctx context.Context, r *writeReq) (rowErr, fatal error) {
+func (w *writer) runOp(ctx context.Context, r *writeReq) (rowErr, fatal error) {
 	if _, err := w.savepoint.ExecContext(ctx); err != nil {
 		return nil, err
 	}
-	_, err := w.insert[r.op].ExecContext(ctx, r.args...)
+	err := ops[r.op](ctx, w, r.args)
 	if err != nil {
 		// A constraint failure has already undone its statement and left
-		// the transaction open; ROLLBACK TO also covers errors that do not
-		// (and fails if SQLite rolled back the whole transaction).
+		// the transaction open, but an operation of several statements
+		// may have done more; ROLLBACK TO undoes all of it (and fails if
+		// SQLite rolled back the whole transaction, most likely because
+		// of err itself).
 		if _, rbErr := w.rollbackTo.ExecContext(ctx); rbErr != nil {
-			return nil, err
+			if se := (*sqlite.Error)(nil); errors.As(err, &se) {
+				return nil, err
+			}
+			return nil, rbErr
 		}
 	}
 	if _, relErr := w.release.ExecContext(ctx); relErr != nil {
@@ -135,12 +144,15 @@ func (w *writer) insertRow(ctx context.Context, r *writeReq) (rowErr, fatal erro
 	return translate(err), nil
 }
 
-// answer sends each ran request its error; a nil error is replaced by
-// commitErr, which decided the fate of the rows that succeeded.
+// answer sends each ran request its error. If commitErr is not nil, every
+// request hears it instead: it decided the fate of the operations that
+// succeeded, and the failures may have been judged against operations of
+// this batch that are now undone (a delete that found no row because an
+// earlier one in the batch deleted it), so their outcome is unknown too.
 func answer(ran []*writeReq, errs []error, commitErr error) {
 	for i, r := range ran {
 		err := errs[i]
-		if err == nil {
+		if commitErr != nil {
 			err = commitErr
 		}
 		r.done <- err

@@ -259,7 +259,7 @@ func TestOtherRowErrorFailsOnlyItsCaller(t *testing.T) {
 	var wg sync.WaitGroup
 	wg.Go(func() { errs[0] = db.CreateUser(ctx, kms.User{Name: "before", TokenHash: "h"}) })
 	waitQueued(t, db, 1)
-	wg.Go(func() { errs[1] = db.write(ctx, opUser, "bad", "h", "not a number") })
+	wg.Go(func() { errs[1] = db.write(ctx, opUser, "bad", "h", false, "not a number") })
 	waitQueued(t, db, 2)
 	wg.Go(func() { errs[2] = db.CreateUser(ctx, kms.User{Name: "after", TokenHash: "h"}) })
 	waitQueued(t, db, 3)
@@ -281,5 +281,75 @@ func TestOtherRowErrorFailsOnlyItsCaller(t *testing.T) {
 	}
 	if _, err := db.User(ctx, "bad"); !errors.Is(err, kms.ErrNotFound) {
 		t.Errorf("the mistyped row was written: %v", err)
+	}
+}
+
+// TestCompareAndSwapInOneBatch queues racing deletes of one doc revision,
+// racing rewraps of one key version and destroys behind a held batch, so
+// that they all run in one transaction: each sees the effects of those
+// before it, exactly one of each race wins, and a failed destroy undoes
+// nothing but itself.
+func TestCompareAndSwapInOneBatch(t *testing.T) {
+	db := newTestDB(t)
+	seed(t, db)
+	ctx := t.Context()
+	if _, err := db.PutDoc(ctx, kms.Doc{Kind: "nonce", ID: "n", Value: []byte("v")}); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.CreateDataKey(ctx, dataKey("dk")); err != nil {
+		t.Fatal(err)
+	}
+	h := holdFirstBatch(t)
+	defer h.Release()
+	first := make(chan error, 1)
+	go func() { first <- db.CreateUser(ctx, kms.User{Name: "first", TokenHash: "h", Created: now()}) }()
+	<-h.entered
+
+	const n = 8
+	deletes, rewraps := make([]error, n), make([]error, n)
+	var destroyMissing, destroy error
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { deletes[i] = db.DeleteDoc(ctx, "nonce", "n", 1) })
+		wg.Go(func() {
+			k := kms.PrimaryKey{Owner: "alice", Name: "pk", Version: 1, RootVersion: 2, Wrapped: []byte{byte(i)}}
+			rewraps[i] = db.RewrapPrimaryKey(ctx, k, 1)
+		})
+	}
+	wg.Go(func() { destroyMissing = db.DestroyPrimaryKey(ctx, "alice", "nope") })
+	waitQueued(t, db, 2*n+1)
+	wg.Go(func() { destroy = db.DestroyPrimaryKey(ctx, "alice", "pk") })
+	waitQueued(t, db, 2*n+2)
+	before := db.Stats()
+	h.Release()
+	wg.Wait()
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	for name, errs := range map[string][]error{"delete": deletes, "rewrap": rewraps} {
+		wins := 0
+		for _, err := range errs {
+			switch {
+			case err == nil:
+				wins++
+			case errors.Is(err, kms.ErrNotFound) && name == "delete", errors.Is(err, kms.ErrConflict) && name == "rewrap":
+			default:
+				t.Errorf("%s: unexpected error %v", name, err)
+			}
+		}
+		if wins != 1 {
+			t.Errorf("%d of %d racing %ss in one batch won, want 1", wins, n, name)
+		}
+	}
+	if !errors.Is(destroyMissing, kms.ErrNotFound) || destroy != nil {
+		t.Errorf("destroys: missing key gave %v, existing key gave %v", destroyMissing, destroy)
+	}
+	// The held batch (the user) and the queued one (a delete, a rewrap,
+	// a destroy).
+	if st := db.Stats(); st.Commits-before.Commits != 2 || st.Rows-before.Rows != 4 {
+		t.Errorf("stats went from %+v to %+v; want 2 commits of 4 operations in all", before, st)
+	}
+	if _, err := db.DataKey(ctx, "alice", "pk", "dk"); !errors.Is(err, kms.ErrNotFound) {
+		t.Errorf("data key after destroy: %v", err)
 	}
 }

@@ -16,14 +16,23 @@ import (
 // them).
 type readStmts struct {
 	user, primaryNewest, primary, data, ping *sql.Stmt
+	// Lifecycle reads, see lifecycle.go.
+	users, primaryList, primaryListAll, versions, toRewrap, doc, docsFrom, docsRange *sql.Stmt
 }
 
-func (s *readStmts) prepare(ctx context.Context, db *sql.DB) error {
-	for _, p := range []struct {
+// newest selects the newest version of each primary key.
+const newest = `SELECT owner, name, version, root_version, wrapped, created FROM primary_keys p
+	WHERE version = (SELECT max(version) FROM primary_keys q WHERE q.owner = p.owner AND q.name = p.name)`
+
+func (s *readStmts) queries() []struct {
+	dst   **sql.Stmt
+	query string
+} {
+	return []struct {
 		dst   **sql.Stmt
 		query string
 	}{
-		{&s.user, "SELECT token_hash, created FROM users WHERE name = ?"},
+		{&s.user, "SELECT token_hash, disabled, created FROM users WHERE name = ?"},
 		{&s.primaryNewest, `SELECT version, root_version, wrapped, created FROM primary_keys
 			WHERE owner = ? AND name = ? ORDER BY version DESC LIMIT 1`},
 		{&s.primary, `SELECT version, root_version, wrapped, created FROM primary_keys
@@ -31,7 +40,23 @@ func (s *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 		{&s.data, `SELECT primary_version, wrapped, created FROM data_keys
 			WHERE owner = ? AND primary_name = ? AND name = ?`},
 		{&s.ping, "SELECT coalesce(max(version), 0) FROM schema_version"},
-	} {
+
+		{&s.users, "SELECT name, token_hash, disabled, created FROM users ORDER BY name"},
+		{&s.primaryList, newest + " AND owner = ? ORDER BY name"},
+		{&s.primaryListAll, newest + " ORDER BY owner, name"},
+		{&s.versions, `SELECT owner, name, version, root_version, wrapped, created FROM primary_keys
+			WHERE owner = ? AND name = ? ORDER BY version`},
+		{&s.toRewrap, `SELECT owner, name, version, root_version, wrapped, created FROM primary_keys
+			WHERE root_version <> ? ORDER BY owner, name, version LIMIT ?`},
+		{&s.doc, "SELECT kind, id, value, revision, updated FROM docs WHERE kind = ? AND id = ?"},
+		{&s.docsFrom, "SELECT kind, id, value, revision, updated FROM docs WHERE kind = ? AND id >= ? ORDER BY id"},
+		{&s.docsRange, `SELECT kind, id, value, revision, updated FROM docs
+			WHERE kind = ? AND id >= ? AND id < ? ORDER BY id`},
+	}
+}
+
+func (s *readStmts) prepare(ctx context.Context, db *sql.DB) error {
+	for _, p := range s.queries() {
 		st, err := db.PrepareContext(ctx, p.query)
 		if err != nil {
 			return err
@@ -43,9 +68,9 @@ func (s *readStmts) prepare(ctx context.Context, db *sql.DB) error {
 
 func (s *readStmts) close() error {
 	var errs []error
-	for _, st := range []*sql.Stmt{s.user, s.primaryNewest, s.primary, s.data, s.ping} {
-		if st != nil {
-			errs = append(errs, st.Close())
+	for _, p := range s.queries() {
+		if *p.dst != nil {
+			errs = append(errs, (*p.dst).Close())
 		}
 	}
 	return errors.Join(errs...)
@@ -60,7 +85,7 @@ func (db *DB) User(ctx context.Context, name string) (kms.User, error) {
 	}
 	u := kms.User{Name: name}
 	var created int64
-	err := db.reads.user.QueryRowContext(ctx, name).Scan(&u.TokenHash, &created)
+	err := db.reads.user.QueryRowContext(ctx, name).Scan(&u.TokenHash, &u.Disabled, &created)
 	if err != nil {
 		return kms.User{}, readErr(err, "user %q", name)
 	}

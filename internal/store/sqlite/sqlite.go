@@ -3,24 +3,27 @@
 //
 // # Durability
 //
-// The database runs in WAL mode with synchronous=FULL: when a Create returns
-// nil, its row has been fsynced to the write-ahead log and survives a crash of
-// the process or a power loss. Files are created with mode 0600.
+// The database runs in WAL mode with synchronous=FULL: when a write (a
+// Create, an update, a delete) returns nil, it has been fsynced to the
+// write-ahead log and survives a crash of the process or a power loss. Files
+// are created with mode 0600.
 //
 // One outcome cannot be known: if the fsync of a commit itself fails, its
-// Create calls return an error wrapping kms.ErrUnavailable, yet the commit
-// record may have reached the disk and reappear when the file is next
-// opened. Treat ErrUnavailable from a Create as "outcome unknown": a retry
-// may find the row and fail with kms.ErrExists.
+// writes return an error wrapping kms.ErrUnavailable, yet the commit record
+// may have reached the disk and reappear when the file is next opened. Treat
+// ErrUnavailable from a write as "outcome unknown": a retried Create may find
+// the row and fail with kms.ErrExists, a retried compare-and-swap with
+// kms.ErrConflict.
 //
 // # Concurrency
 //
 // Reads go to a pool of connections and run in parallel with each other and
 // with the writer (WAL readers never block). All writes in this process go
 // through one connection owned by one goroutine, which commits them in
-// groups: concurrent Create calls share one transaction, and so one fsync,
-// while each insert runs in its own savepoint so that a duplicate fails only
-// its own caller. Several processes on one host may share a file; SQLite's
+// groups: concurrent writes share one transaction, and so one fsync, while
+// each write (an insert, an update, a compare-and-swap, a destroy of many
+// rows) runs in its own savepoint so that a duplicate or a failed
+// compare-and-swap fails only its own caller. Several processes on one host may share a file; SQLite's
 // locks (waited for up to busy_timeout) order their writers. WAL needs
 // shared memory, so the file must not be shared over a network file system.
 //
@@ -49,7 +52,10 @@ import (
 	"github.com/ppmlkms/kms/internal/kms"
 )
 
-var _ kms.Store = (*DB)(nil)
+var (
+	_ kms.Store     = (*DB)(nil)
+	_ kms.Lifecycle = (*DB)(nil)
+)
 
 // busyTimeout bounds how long a statement waits for a lock held by another
 // process before failing with an error wrapping kms.ErrUnavailable.
@@ -72,7 +78,8 @@ type DB struct {
 type Stats struct {
 	// Commits is the number of write transactions committed, one fsync each.
 	Commits uint64
-	// Rows is the number of rows those transactions inserted.
+	// Rows is the number of write operations those transactions applied
+	// (a create inserts one row; a destroy may delete many).
 	Rows uint64
 }
 

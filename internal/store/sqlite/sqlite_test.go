@@ -43,6 +43,15 @@ func TestShared(t *testing.T) {
 	storetest.RunShared(t, openTest(t, path), openTest(t, path))
 }
 
+func TestLifecycle(t *testing.T) {
+	storetest.RunLifecycle(t, func(t *testing.T) storetest.LifecycleStore { return newTestDB(t) })
+}
+
+func TestSharedLifecycle(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "kms.db")
+	storetest.RunSharedLifecycle(t, openTest(t, path), openTest(t, path))
+}
+
 func now() time.Time { return time.Now().UTC().Truncate(time.Second) }
 
 func TestReopenKeepsData(t *testing.T) {
@@ -64,11 +73,23 @@ func TestReopenKeepsData(t *testing.T) {
 	if err := db.CreateDataKey(ctx, dk); err != nil {
 		t.Fatal(err)
 	}
+	doc, err := db.PutDoc(ctx, kms.Doc{Kind: "key", ID: "pk", Value: []byte{0, 1, 2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.Disabled = true
+	if err := db.UpdateUser(ctx, u); err != nil {
+		t.Fatal(err)
+	}
 	if err := db.Close(); err != nil {
 		t.Fatal(err)
 	}
 
 	db = openTest(t, path)
+	if got, err := db.Doc(ctx, "key", "pk"); err != nil || string(got.Value) != string(doc.Value) ||
+		got.Revision != 1 || !got.Updated.Equal(doc.Updated) {
+		t.Errorf("doc after reopen: got %+v, %v; want %+v", got, err, doc)
+	}
 	if got, err := db.User(ctx, "alice"); err != nil || got != u {
 		t.Errorf("user after reopen: got %+v, %v; want %+v", got, err, u)
 	}
@@ -77,6 +98,55 @@ func TestReopenKeepsData(t *testing.T) {
 	}
 	if got, err := db.DataKey(ctx, "alice", "pk", "dk"); err != nil || string(got.Wrapped) != "dk-w" || !got.Created.Equal(dk.Created) {
 		t.Errorf("data key after reopen: got %+v, %v", got, err)
+	}
+}
+
+// TestMigrateFromVersion1 opens a file that only migration 0001 made, with
+// a user in it, as a kmsd of that schema left it: Open migrates it, the
+// user is still there (enabled), and the lifecycle methods work.
+func TestMigrateFromVersion1(t *testing.T) {
+	ctx := t.Context()
+	path := filepath.Join(t.TempDir(), "kms.db")
+	raw, err := sql.Open("sqlite", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ms, err := migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{schemaVersionDDL, ms[0].sql,
+		"INSERT INTO schema_version (version, applied) VALUES (1, 0)",
+		"INSERT INTO users (name, token_hash, created) VALUES ('alice', 'h', 1000)",
+		"INSERT INTO primary_keys (owner, name, version, root_version, wrapped, created) VALUES ('alice', 'pk', 1, 1, x'01', 1000)",
+	} {
+		if _, err := raw.ExecContext(ctx, q); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	raw.Close()
+
+	db := openTest(t, path)
+	var v int
+	if err := db.reads.ping.QueryRowContext(ctx).Scan(&v); err != nil || v != len(ms) {
+		t.Fatalf("schema version after open: %d, %v; want %d", v, err, len(ms))
+	}
+	want := kms.User{Name: "alice", TokenHash: "h", Created: time.Unix(1000, 0).UTC()}
+	if got, err := db.User(ctx, "alice"); err != nil || got != want {
+		t.Fatalf("user from version 1: got %+v, %v; want %+v", got, err, want)
+	}
+	want.Disabled = true
+	if err := db.UpdateUser(ctx, want); err != nil {
+		t.Fatal(err)
+	}
+	if us, err := db.ListUsers(ctx); err != nil || len(us) != 1 || us[0] != want {
+		t.Fatalf("users after update: got %+v, %v; want %+v", us, err, want)
+	}
+	if ks, err := db.ListPrimaryKeys(ctx, "alice"); err != nil || len(ks) != 1 {
+		t.Fatalf("primary keys from version 1: got %+v, %v", ks, err)
+	}
+	if _, err := db.PutDoc(ctx, kms.Doc{Kind: "k", ID: "a", Value: []byte("v")}); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -160,10 +230,17 @@ func TestClosedIsUnavailable(t *testing.T) {
 	}
 	ctx := t.Context()
 	_, readErr := db.User(ctx, "u")
+	_, listErr := db.ListUsers(ctx)
+	_, docErr := db.Doc(ctx, "k", "i")
+	_, putErr := db.PutDoc(ctx, kms.Doc{Kind: "k", ID: "i"})
 	for name, err := range map[string]error{
-		"ping":   db.Ping(ctx),
-		"create": db.CreateUser(ctx, kms.User{Name: "u", TokenHash: "h"}),
-		"read":   readErr,
+		"ping":    db.Ping(ctx),
+		"create":  db.CreateUser(ctx, kms.User{Name: "u", TokenHash: "h"}),
+		"read":    readErr,
+		"list":    listErr,
+		"doc":     docErr,
+		"put doc": putErr,
+		"destroy": db.DestroyPrimaryKey(ctx, "u", "k"),
 	} {
 		if !errors.Is(err, kms.ErrUnavailable) {
 			t.Errorf("%s after close: want ErrUnavailable, got %v", name, err)

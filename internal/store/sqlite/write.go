@@ -16,7 +16,7 @@ import (
 // written, or ctx's error if ctx ended before the row was written. It
 // returns once the row is durable. It is safe for concurrent use.
 func (db *DB) CreateUser(ctx context.Context, u kms.User) error {
-	err := db.write(ctx, opUser, u.Name, u.TokenHash, toUnix(u.Created))
+	err := db.write(ctx, opUser, u.Name, u.TokenHash, u.Disabled, toUnix(u.Created))
 	if errors.Is(err, kms.ErrExists) {
 		return fmt.Errorf("user %q: %w", u.Name, err)
 	}
@@ -73,8 +73,8 @@ func wrapErr(err error, what string, args ...any) error {
 // errNoMaterial rejects a key without wrapped material before it is queued.
 var errNoMaterial = fmt.Errorf("%w: no wrapped key material", kms.ErrInvalid)
 
-// write queues one insert for the writer and waits for its outcome, already
-// translated by [translate].
+// write queues one write operation (see ops.go) for the writer and waits for
+// its outcome, already translated by [translate].
 func (db *DB) write(ctx context.Context, op int, args ...any) error {
 	if err := ctx.Err(); err != nil {
 		return err
@@ -99,20 +99,6 @@ func (db *DB) write(ctx context.Context, op int, args ...any) error {
 	}
 }
 
-// Write operations; each indexes the writer's prepared inserts.
-const (
-	opUser = iota
-	opPrimary
-	opData
-	numOps
-)
-
-var insertSQL = [numOps]string{
-	opUser:    "INSERT INTO users (name, token_hash, created) VALUES (?, ?, ?)",
-	opPrimary: "INSERT INTO primary_keys (owner, name, version, root_version, wrapped, created) VALUES (?, ?, ?, ?, ?, ?)",
-	opData:    "INSERT INTO data_keys (owner, primary_name, name, primary_version, wrapped, created) VALUES (?, ?, ?, ?, ?, ?)",
-}
-
 // States of a writeReq. A request moves from pending to exactly one of the
 // others, by compare-and-swap, so the caller and the writer agree on whether
 // the row may still be written.
@@ -122,9 +108,9 @@ const (
 	abandoned       // its ctx ended first; the row is never written
 )
 
-// writeReq is one queued insert. It carries the caller's ctx, which is not
-// used to run SQL: interrupting a statement would roll back the whole batch.
-// The writer only checks it before claiming the request.
+// writeReq is one queued write operation. It carries the caller's ctx, which
+// is not used to run SQL: interrupting a statement would roll back the whole
+// batch. The writer only checks it before claiming the request.
 type writeReq struct {
 	ctx   context.Context
 	op    int
@@ -187,38 +173,51 @@ type writer struct {
 	mu     sync.RWMutex // guards closed against sends on a closed queue
 	closed bool
 
-	insert                                                  [numOps]*sql.Stmt
+	stmts                                                   map[string]*sql.Stmt // writeSQL, prepared
 	begin, commit, rollback, savepoint, release, rollbackTo *sql.Stmt
 
 	commits, rows atomic.Uint64
 }
 
 func (w *writer) allStmts() []*sql.Stmt {
-	return append(w.insert[:], w.begin, w.commit, w.rollback, w.savepoint, w.release, w.rollbackTo)
+	all := []*sql.Stmt{w.begin, w.commit, w.rollback, w.savepoint, w.release, w.rollbackTo}
+	for _, st := range w.stmts {
+		all = append(all, st)
+	}
+	return all
 }
 
 // newWriter prepares the write statements on conn and starts the writer.
 // The writer owns conn from then on.
 func newWriter(ctx context.Context, conn *sql.Conn) (*writer, error) {
-	w := &writer{conn: conn, queue: make(chan *writeReq, queueLen), done: make(chan struct{})}
-	stmts := map[**sql.Stmt]string{
+	w := &writer{conn: conn, queue: make(chan *writeReq, queueLen), done: make(chan struct{}),
+		stmts: make(map[string]*sql.Stmt, len(writeSQL))}
+	control := map[**sql.Stmt]string{
 		&w.begin: "BEGIN IMMEDIATE", &w.commit: "COMMIT", &w.rollback: "ROLLBACK",
 		&w.savepoint: "SAVEPOINT row", &w.release: "RELEASE row", &w.rollbackTo: "ROLLBACK TO row",
 	}
-	for op, q := range insertSQL {
-		stmts[&w.insert[op]] = q
-	}
-	for dst, q := range stmts {
-		st, err := conn.PrepareContext(ctx, q)
-		if err != nil {
-			for _, st := range w.allStmts() {
-				if st != nil {
-					st.Close()
-				}
-			}
-			return nil, err
+	var err error
+	for dst, q := range control {
+		if *dst, err = conn.PrepareContext(ctx, q); err != nil {
+			break
 		}
-		*dst = st
+	}
+	for _, q := range writeSQL {
+		if err != nil {
+			break
+		}
+		var st *sql.Stmt
+		if st, err = conn.PrepareContext(ctx, q); err == nil {
+			w.stmts[q] = st
+		}
+	}
+	if err != nil {
+		for _, st := range w.allStmts() {
+			if st != nil {
+				st.Close()
+			}
+		}
+		return nil, err
 	}
 	go w.run()
 	return w, nil
