@@ -94,9 +94,10 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.store = store
 	istore := telemetry.InstrumentStore(store, metrics)
-	svc := kms.NewService(istore, kr, kms.ServiceOptions{
-		OnKeyOp: func(op, result string) { metrics.KeyOps.WithLabelValues(op, result).Inc() },
-		OnCache: metrics.CacheFunc("keys"),
+	svc := kms.NewService(istore, kms.Static{K: kr}, kms.ServiceOptions{
+		OnKeyOp:        func(op, result string) { metrics.KeyOps.WithLabelValues(op, result).Inc() },
+		OnCache:        metrics.CacheFunc("keys"),
+		OnDataKeyCache: metrics.CacheFunc("data_keys"),
 	})
 	authn := auth.New(istore.User, auth.Options{
 		OnCacheHit: metrics.CacheFunc("auth"),

@@ -34,7 +34,7 @@ func newTestHandler(t testing.TB, logs *bytes.Buffer) *Handler {
 		logger = slog.New(slog.NewTextHandler(logs, nil))
 	}
 	return New(Config{
-		Service:   kms.NewService(st, kr, kms.ServiceOptions{}),
+		Service:   kms.NewService(st, kms.Static{K: kr}, kms.ServiceOptions{}),
 		Auth:      auth.New(st.User, auth.Options{UserLimit: 1 << 30, AddrLimit: 1 << 30}),
 		Logger:    logger,
 		AccessLog: logs != nil,

@@ -25,8 +25,11 @@ var (
 	ErrExists = errors.New("already exists")
 	// ErrInvalid reports malformed input (a bad name, a missing parameter).
 	ErrInvalid = errors.New("invalid input")
-	// ErrPermission reports failed authentication or authorization.
+	// ErrPermission reports failed authentication.
 	ErrPermission = errors.New("permission denied")
+	// ErrForbidden reports an authenticated identity acting beyond its
+	// rights (a user on another user's keys, a user on an admin route).
+	ErrForbidden = errors.New("forbidden")
 	// ErrDecrypt reports that wrapped key material did not open. It never
 	// says which check failed.
 	ErrDecrypt = errors.New("decryption failed")

@@ -2,6 +2,7 @@ package kms
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
@@ -30,30 +31,55 @@ type ServiceOptions struct {
 	DataKeyCacheSize int
 	// OnDataKeyCache, if set, is called on every data key cache lookup.
 	OnDataKeyCache func(hit bool)
+	// MetaTTL bounds how long key metadata (enabled, disabled, pending
+	// deletion) is reused (default 5s): a key disabled on another replica is
+	// refused here within that time; on this replica at once.
+	MetaTTL time.Duration
+	// MaxEncryptionsPerVersion rotates a key version once this many
+	// encryptions were counted (default 2^32; 0 keeps the default).
+	MaxEncryptionsPerVersion int64
+	// Now is the clock (time.Now by default), a seam for tests of
+	// scheduled rotation and deletion.
+	Now func() time.Time
 }
+
+// KeyringSource yields the current keyring, or nil while the server is
+// sealed. The seal manager implements it; a fixed keyring is [Static].
+type KeyringSource interface {
+	Keyring() *keyring.Keyring
+}
+
+// Static is a KeyringSource that always returns the same keyring.
+type Static struct{ K *keyring.Keyring }
+
+// Keyring implements KeyringSource.
+func (s Static) Keyring() *keyring.Keyring { return s.K }
 
 // Service implements the key operations of the BigDL API on top of a Store
 // and a keyring. It is safe for concurrent use.
 type Service struct {
-	store   Store
-	keyring *keyring.Keyring
-	opt     ServiceOptions
-	now     func() time.Time
+	store Store
+	keys  KeyringSource
+	opt   ServiceOptions
+	now   func() time.Time
 
 	dkCache *keyring.DataKeyCache
 
 	mu    sync.Mutex
 	cache map[string]cached
+	usage map[usageKey]int64
 }
 
 type cached struct {
 	pk      PrimaryKey
 	dk      DataKey
+	meta    KeyMeta
 	expires time.Time
 }
 
-// NewService returns a Service storing keys in store, sealed by kr.
-func NewService(store Store, kr *keyring.Keyring, opt ServiceOptions) *Service {
+// NewService returns a Service storing keys in store, sealed by the
+// keyring that keys yields.
+func NewService(store Store, keys KeyringSource, opt ServiceOptions) *Service {
 	if opt.CacheTTL <= 0 {
 		opt.CacheTTL = 30 * time.Second
 	}
@@ -63,8 +89,34 @@ func NewService(store Store, kr *keyring.Keyring, opt ServiceOptions) *Service {
 	if opt.DataKeyCacheSize == 0 {
 		opt.DataKeyCacheSize = 100000
 	}
-	return &Service{store: store, keyring: kr, opt: opt, now: time.Now, cache: make(map[string]cached),
+	if opt.MetaTTL <= 0 {
+		opt.MetaTTL = 5 * time.Second
+	}
+	if opt.MaxEncryptionsPerVersion <= 0 {
+		opt.MaxEncryptionsPerVersion = 1 << 32
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	return &Service{store: store, keys: keys, opt: opt, now: opt.Now,
+		cache: make(map[string]cached), usage: make(map[usageKey]int64),
 		dkCache: keyring.NewDataKeyCache(opt.DataKeyCacheSize, opt.CacheTTL, opt.OnDataKeyCache)}
+}
+
+// keyringNow returns the current keyring, or an error wrapping ErrSealed.
+func (s *Service) keyringNow() (*keyring.Keyring, error) {
+	if kr := s.keys.Keyring(); kr != nil {
+		return kr, nil
+	}
+	return nil, Errorf(ErrSealed, "the server is sealed: submit unseal shares first")
+}
+
+// forgetRecords drops every cached key record (after a destruction).
+func (s *Service) forgetRecords() {
+	s.mu.Lock()
+	clear(s.cache)
+	s.mu.Unlock()
+	s.dkCache.Purge()
 }
 
 // CreateUser stores a new user with an already hashed token. It returns an
@@ -84,13 +136,17 @@ func (s *Service) CreatePrimaryKey(ctx context.Context, owner, name string) erro
 	if err := ValidateName("primary key name", name); err != nil {
 		return err
 	}
-	id := keyring.PrimaryID{Owner: owner, Name: name, Version: 1}
-	wrapped, err := s.keyring.NewPrimaryKey(id)
-	if err != nil {
-		return s.result("create_primary_key", "primaryKey", name, err)
+	if _, err := s.store.Doc(ctx, docKey, keyDocID(owner, name)); err == nil {
+		return s.result("create_primary_key", "primaryKey", name, ErrExists)
 	}
-	err = s.store.CreatePrimaryKey(ctx, PrimaryKey{Owner: owner, Name: name, Version: 1,
-		RootVersion: s.keyring.Version(), Wrapped: wrapped, Created: s.now().UTC()})
+	err := s.addVersion(ctx, owner, name, 1)
+	if err == nil {
+		b, _ := json.Marshal(KeyMeta{State: KeyEnabled, LastRotated: s.now().UTC()})
+		_, err = s.store.PutDoc(ctx, Doc{Kind: docKey, ID: keyDocID(owner, name), Value: b, Updated: s.now().UTC()})
+		if errors.Is(err, ErrExists) {
+			err = nil
+		}
+	}
 	return s.result("create_primary_key", "primaryKey", name, err)
 }
 
@@ -101,12 +157,19 @@ func (s *Service) CreateDataKey(ctx context.Context, owner, primary, name string
 	if err := validateDataKeyNames(primary, name); err != nil {
 		return err
 	}
+	if _, err := s.usableMeta(ctx, owner, primary); err != nil {
+		return s.result("create_data_key", "primaryKey", primary, err)
+	}
 	pk, err := s.store.PrimaryKey(ctx, owner, primary, 0)
 	if err != nil {
 		return s.result("create_data_key", "primaryKey", primary, err)
 	}
+	kr, err := s.keyringNow()
+	if err != nil {
+		return err
+	}
 	id := keyring.DataID{Primary: pkID(pk), Name: name}
-	wrapped, err := s.keyring.NewDataKey(pk.Wrapped, id)
+	wrapped, err := kr.NewDataKey(pk.Wrapped, id)
 	if err != nil {
 		return s.result("create_data_key", "primaryKey", primary, err)
 	}
@@ -122,6 +185,9 @@ func (s *Service) DataKey(ctx context.Context, owner, primary, name string) ([]b
 	if err := validateDataKeyNames(primary, name); err != nil {
 		return nil, err
 	}
+	if _, err := s.usableMeta(ctx, owner, primary); err != nil {
+		return nil, s.result("get_data_key", "primaryKey", primary, err)
+	}
 	dk, err := s.dataKeyRecord(ctx, owner, primary, name)
 	if err != nil {
 		return nil, s.result("get_data_key", "dataKey", name, err)
@@ -130,7 +196,11 @@ func (s *Service) DataKey(ctx context.Context, owner, primary, name string) ([]b
 	if err != nil {
 		return nil, s.result("get_data_key", "primaryKey", primary, err)
 	}
-	key, err := s.dkCache.OpenDataKey(s.keyring, pk.Wrapped, dk.Wrapped, keyring.DataID{Primary: pkID(pk), Name: name})
+	kr, err := s.keyringNow()
+	if err != nil {
+		return nil, err
+	}
+	key, err := s.dkCache.OpenDataKey(kr, pk.Wrapped, dk.Wrapped, keyring.DataID{Primary: pkID(pk), Name: name})
 	if err != nil {
 		err = fmt.Errorf("open data key %q of %q: %w", name, owner, ErrDecrypt)
 	}
@@ -156,9 +226,12 @@ func (s *Service) result(op, kind, name string, err error) error {
 	if s.opt.OnKeyOp != nil {
 		s.opt.OnKeyOp(op, resultCode(err))
 	}
+	var complete *Error
 	switch {
 	case err == nil:
 		return nil
+	case errors.As(err, &complete):
+		return err
 	case errors.Is(err, ErrExists):
 		return Errorf(ErrExists, "%s [%s] already exists", kind, name)
 	case errors.Is(err, ErrNotFound):
@@ -172,7 +245,8 @@ func resultCode(err error) string {
 		err  error
 		code string
 	}{{nil, "ok"}, {ErrExists, "exists"}, {ErrNotFound, "not_found"}, {ErrInvalid, "invalid"},
-		{ErrDecrypt, "decrypt_failed"}, {ErrUnavailable, "unavailable"}} {
+		{ErrDecrypt, "decrypt_failed"}, {ErrUnavailable, "unavailable"}, {ErrDisabled, "disabled"},
+		{ErrSealed, "sealed"}, {ErrConflict, "conflict"}} {
 		if errors.Is(err, c.err) {
 			return c.code
 		}
@@ -215,9 +289,11 @@ func (s *Service) lookup(key string) (cached, bool) {
 	return c, ok
 }
 
-func (s *Service) remember(key string, c cached) {
+func (s *Service) remember(key string, c cached) { s.rememberFor(key, c, s.opt.CacheTTL) }
+
+func (s *Service) rememberFor(key string, c cached, ttl time.Duration) {
 	now := s.now()
-	c.expires = now.Add(s.opt.CacheTTL)
+	c.expires = now.Add(ttl)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(s.cache) >= s.opt.CacheSize {
