@@ -4,6 +4,13 @@
 // operations on them. The one exception is [Keyring.OpenDataKey], which
 // returns a data key because the BigDL API hands data keys to clients.
 //
+// # Root key versions
+//
+// A keyring seals new primary keys under its current root key version and
+// opens primary keys under any version it holds ([NewMulti]); a primary key
+// blob names its root key version. [Keyring.Rewrap] moves a primary key to
+// another version during a root key rotation (package seal).
+//
 // # Wrapped key format
 //
 // Every sealed key is self-describing (see docs/spec/wrapped-key.md):
@@ -60,12 +67,19 @@ const (
 // unknown format. Callers cannot tell these apart on purpose.
 var ErrDecrypt = errors.New("decryption failed")
 
-// Keyring holds one version of the root key. It is safe for concurrent use.
-// The zero value is unusable; build one with [New].
+// Keyring holds the current version of the root key, which seals new
+// primary keys, and possibly other versions that still open (and rewrap)
+// primary keys sealed under them, during and after a root key rotation.
+// A Keyring never changes once built: rotation builds a new one
+// (clone-on-write), so it is safe for concurrent use. The zero value is
+// unusable; build one with [New] or [NewMulti].
 type Keyring struct {
 	_       [0]func() // not comparable
 	version uint32
 	root    [RootKeyLen]byte
+	// others holds the versions other than the current one; nil when the
+	// keyring holds one version.
+	others map[uint32]*[RootKeyLen]byte
 }
 
 // PrimaryID names one version of a primary key. Every field is bound into
@@ -96,7 +110,8 @@ func New(key []byte, version int) (*Keyring, error) {
 	return k, nil
 }
 
-// Version is the version of the root key held.
+// Version is the current root key version: the one new primary keys are
+// sealed under.
 func (k *Keyring) Version() int { return int(k.version) }
 
 // String redacts the key.
@@ -105,9 +120,21 @@ func (k *Keyring) String() string { return fmt.Sprintf("keyring(root v%d, redact
 // LogValue redacts the key in structured logs.
 func (k *Keyring) LogValue() slog.Value { return slog.StringValue(k.String()) }
 
-// Equal reports in constant time whether two keyrings hold the same root key.
+// Equal reports whether two keyrings hold the same current version and the
+// same root key versions, comparing key bytes in constant time.
 func (k *Keyring) Equal(o *Keyring) bool {
-	return k.version == o.version && subtle.ConstantTimeCompare(k.root[:], o.root[:]) == 1
+	if k.version != o.version || len(k.others) != len(o.others) {
+		return false
+	}
+	eq := subtle.ConstantTimeCompare(k.root[:], o.root[:])
+	for v, r := range k.others {
+		or, ok := o.others[v]
+		if !ok {
+			return false
+		}
+		eq &= subtle.ConstantTimeCompare(r[:], or[:])
+	}
+	return eq == 1
 }
 
 // NewPrimaryKey generates a random AES-256 primary key for id and returns it
@@ -168,8 +195,18 @@ func (k *Keyring) CheckPrimaryKey(wrappedPrimary []byte, id PrimaryID) error {
 	return err
 }
 
+// openPrimary opens a primary key sealed under any root key version held;
+// the version is the one the blob names (and binds in its AAD).
 func (k *Keyring) openPrimary(wrapped []byte, id PrimaryID) ([]byte, error) {
-	pk, err := open(k.root[:], k.version, wrapped, primaryAAD(id, k.version))
+	if len(wrapped) < headerLen {
+		return nil, ErrDecrypt
+	}
+	v := binary.BigEndian.Uint32(wrapped[1:5])
+	root := k.rootFor(v)
+	if root == nil {
+		return nil, ErrDecrypt
+	}
+	pk, err := open(root[:], v, wrapped, primaryAAD(id, v))
 	if err != nil {
 		return nil, err
 	}
