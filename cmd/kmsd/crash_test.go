@@ -40,7 +40,7 @@ func startProcessArgs(t *testing.T, dataDir string, env []string, args ...string
 	t.Helper()
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), "KMSD_TEST_RUN_MAIN=1",
-		"KMSD_TEST_ARGS=-addr 127.0.0.1:0 -access-log=false -data-dir "+dataDir+" "+strings.Join(args, " "))
+		"KMSD_TEST_ARGS=-addr 127.0.0.1:0 -access-log=false -audit-log "+filepath.Join(dataDir, "audit.log")+" -data-dir "+dataDir+" "+strings.Join(args, " "))
 	cmd.Env = append(cmd.Env, env...)
 	stderr, err := cmd.StderrPipe()
 	if err != nil {

@@ -54,7 +54,7 @@ func startEnv(t *testing.T, dataDir string, getenv func(string) string, args ...
 	logs := &lockedBuffer{}
 	m := NewMain()
 	m.Stderr = logs
-	args = append([]string{"-addr", "127.0.0.1:0", "-data-dir", dataDir, "-log-level", "debug"}, args...)
+	args = append([]string{"-addr", "127.0.0.1:0", "-data-dir", dataDir, "-log-level", "debug", "-audit-log", filepath.Join(dataDir, "audit.log")}, args...)
 	if err := m.ParseFlags(args, getenv); err != nil {
 		t.Fatal(err)
 	}
@@ -217,17 +217,24 @@ func TestRootKeyFromEnv(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "root.key")); err == nil {
 		t.Fatal("a key file was created although the root key came from the environment")
 	}
-	// Another root key cannot open the stored keys: a generic 500, the
-	// detail in the log, never a key.
+	// Another root key is refused at start with a clear error, instead of
+	// failing every request later.
 	env["ROOT_KEY"] = base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{7}, 32))
-	s2 := startEnv(t, dir, getenv, "-root-key-env", "ROOT_KEY")
-	status, body, _ := s2.do(t, "GET", "/dataKey/dk1?user=alice&token="+tok+"&primaryKeyName=pk1")
-	if status != 500 || strings.Contains(body, key) || !strings.HasPrefix(body, "internal error") {
-		t.Fatalf("wrong root key: %d %q", status, body)
+	m := NewMain()
+	logs := &lockedBuffer{}
+	m.Stderr = logs
+	if err := m.ParseFlags([]string{"-addr", "127.0.0.1:0", "-data-dir", dir, "-root-key-env", "ROOT_KEY"}, getenv); err != nil {
+		t.Fatal(err)
 	}
-	if !strings.Contains(s2.logs.String(), "decryption failed") {
-		t.Fatalf("the log does not explain the failure:\n%s", s2.logs)
+	err := m.Run(t.Context())
+	m.Close()
+	if err == nil || !strings.Contains(err.Error(), "is not this store's seal key") || strings.Contains(err.Error(), env["ROOT_KEY"]) {
+		t.Fatalf("wrong root key: %v", err)
 	}
+	// The right key still works.
+	env["ROOT_KEY"] = "QEFCQ0RFRkdISUpLTE1OT1BRUlNUVVZXWFlaW1xdXl8="
+	s3 := startEnv(t, dir, getenv, "-root-key-env", "ROOT_KEY")
+	s3.must(t, "GET", "/dataKey/dk1?user=alice&token="+tok+"&primaryKeyName=pk1", key)
 }
 
 func TestErrors(t *testing.T) {

@@ -17,14 +17,17 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/ppmlkms/kms/internal/audit"
 	"github.com/ppmlkms/kms/internal/auth"
 	"github.com/ppmlkms/kms/internal/certs"
 	"github.com/ppmlkms/kms/internal/config"
 	"github.com/ppmlkms/kms/internal/httpapi"
-	"github.com/ppmlkms/kms/internal/keyring"
 	"github.com/ppmlkms/kms/internal/kms"
 	"github.com/ppmlkms/kms/internal/ppmlsecrets"
 	"github.com/ppmlkms/kms/internal/rootkey"
+	"github.com/ppmlkms/kms/internal/seal"
 	"github.com/ppmlkms/kms/internal/telemetry"
 )
 
@@ -44,6 +47,11 @@ type Main struct {
 	served   chan error
 	devDir   string
 	getenv   func(string) string
+
+	seal            *seal.Manager
+	audit           *audit.Logger
+	stopMaintenance context.CancelFunc
+	maintained      chan struct{}
 }
 
 // NewMain returns a Main with the default configuration.
@@ -83,10 +91,6 @@ func (m *Main) Run(ctx context.Context) error {
 	} else if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
 		return fmt.Errorf("data directory: %w", err)
 	}
-	kr, err := m.loadKeyring(ctx)
-	if err != nil {
-		return err
-	}
 	metrics := telemetry.New()
 	store, err := openStore(ctx, cfg, m.Logger)
 	if err != nil {
@@ -94,7 +98,10 @@ func (m *Main) Run(ctx context.Context) error {
 	}
 	m.store = store
 	istore := telemetry.InstrumentStore(store, metrics)
-	svc := kms.NewService(istore, kms.Static{K: kr}, kms.ServiceOptions{
+	if err := m.openSeal(ctx, istore); err != nil {
+		return err
+	}
+	svc := kms.NewService(istore, m.seal, kms.ServiceOptions{
 		OnKeyOp:        func(op, result string) { metrics.KeyOps.WithLabelValues(op, result).Inc() },
 		OnCache:        metrics.CacheFunc("keys"),
 		OnDataKeyCache: metrics.CacheFunc("data_keys"),
@@ -103,12 +110,28 @@ func (m *Main) Run(ctx context.Context) error {
 		OnCacheHit: metrics.CacheFunc("auth"),
 		OnFailure:  func(reason string) { metrics.AuthFailures.WithLabelValues(reason).Inc() },
 	})
-	handler := httpapi.New(httpapi.Config{Service: svc, Auth: authn, Metrics: metrics,
-		Logger: m.Logger, AccessLog: cfg.AccessLog})
+	admins, err := m.loadAdmins()
+	if err != nil {
+		return err
+	}
+	if err := m.openAudit(metrics); err != nil {
+		return err
+	}
+	handler := httpapi.New(httpapi.Config{Service: svc, Auth: authn, Admins: admins, Seal: m.seal,
+		Audit: m.audit, Metrics: metrics, Logger: m.Logger, AccessLog: cfg.AccessLog})
 	cert, err := m.loadCertificate()
 	if err != nil {
 		return err
 	}
+	mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	m.stopMaintenance = cancel
+	m.maintained = make(chan struct{})
+	go func() {
+		defer close(m.maintained)
+		svc.RunMaintenance(mctx, time.Duration(cfg.Maintenance), func(err error) {
+			m.Logger.Warn("maintenance", "err", err)
+		})
+	}()
 	return m.serve(ctx, handler, cert)
 }
 
@@ -151,6 +174,16 @@ func (m *Main) Close() error {
 			errs = append(errs, err)
 		}
 	}
+	if m.stopMaintenance != nil {
+		m.stopMaintenance()
+		<-m.maintained
+	}
+	if m.audit != nil {
+		errs = append(errs, m.audit.Close())
+	}
+	if m.seal != nil {
+		errs = append(errs, m.seal.Close())
+	}
 	if m.store != nil {
 		errs = append(errs, m.store.Close())
 	}
@@ -170,15 +203,28 @@ func (m *Main) setupDev() error {
 	return nil
 }
 
-func (m *Main) loadKeyring(ctx context.Context) (*keyring.Keyring, error) {
+// openSeal loads the root key: from the configured source in auto mode
+// (verified against the store's seal document), or not at all in Shamir
+// mode, where the server starts sealed and waits for shares.
+func (m *Main) openSeal(ctx context.Context, store kms.Store) error {
 	cfg := &m.Config
+	m.seal = seal.New(store, seal.Options{Logger: m.Logger})
+	if cfg.Seal == "shamir" {
+		st, err := m.seal.Open(ctx)
+		if err != nil {
+			return fmt.Errorf("seal: %w", err)
+		}
+		if !st.Initialized {
+			m.Logger.Warn("SEALED AND NOT INITIALISED: an admin must POST /v1/sys/init (or GET /rootKey/rotate) to create the root key and its shares")
+		} else {
+			m.Logger.Warn("SEALED: key operations answer 503 until an admin submits unseal shares", "threshold", st.Threshold)
+		}
+		return nil
+	}
 	var src rootkey.Source
 	switch {
 	case cfg.Dev:
-		key := make([]byte, rootkey.Len)
-		rand.Read(key)
-		defer clear(key)
-		return keyring.New(key, 1)
+		src = devKey{}
 	case cfg.RootKeyEnv != "":
 		src = &rootkey.Value{Env: cfg.RootKeyEnv, Getenv: m.getenv}
 	case cfg.RootKeyFile != "":
@@ -186,13 +232,74 @@ func (m *Main) loadKeyring(ctx context.Context) (*keyring.Keyring, error) {
 	default:
 		src = &rootkey.File{Path: filepath.Join(cfg.DataDir, "root.key"), Create: true, Logger: m.Logger}
 	}
-	key, err := src.RootKey(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("root key from %s: %w", src.Describe(), err)
+	if err := m.seal.LoadAuto(ctx, src); err != nil {
+		return fmt.Errorf("root key from %s: %w", src.Describe(), err)
 	}
-	defer clear(key)
-	m.Logger.Info("root key loaded", "source", src.Describe())
-	return keyring.New(key, 1)
+	m.Logger.Info("root key loaded", "source", src.Describe(), "root_version", m.seal.Status().RootVersion)
+	return nil
+}
+
+// devKey is the ephemeral root key of -dev.
+type devKey struct{}
+
+func (devKey) Describe() string { return "ephemeral development key" }
+
+func (devKey) RootKey(context.Context) ([]byte, error) {
+	key := make([]byte, rootkey.Len)
+	rand.Read(key)
+	return key, nil
+}
+
+// loadAdmins reads the admin identities file: "<name> <argon2id hash>" per
+// line, '#' comments. Admins authenticate as "admin/<name>:<token>".
+func (m *Main) loadAdmins() (*auth.Authenticator, error) {
+	if m.Config.AdminTokens == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(m.Config.AdminTokens)
+	if err != nil {
+		return nil, fmt.Errorf("admin tokens: %w", err)
+	}
+	admins := map[string]string{}
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, hash, ok := strings.Cut(line, " ")
+		hash = strings.TrimSpace(hash)
+		if !ok || kms.ValidateName("admin name", name) != nil || !strings.HasPrefix(hash, "$argon2id$") {
+			return nil, fmt.Errorf("admin tokens %s line %d: want \"<name> <argon2id hash>\" (kmsctl admin hash-token makes the hash)", m.Config.AdminTokens, i+1)
+		}
+		admins[name] = hash
+	}
+	if len(admins) == 0 {
+		return nil, fmt.Errorf("admin tokens %s: no admin identity", m.Config.AdminTokens)
+	}
+	m.Logger.Info("admin identities loaded", "count", len(admins))
+	return auth.New(func(_ context.Context, name string) (kms.User, error) {
+		hash, ok := admins[name]
+		if !ok {
+			return kms.User{}, kms.ErrNotFound
+		}
+		return kms.User{Name: name, TokenHash: hash}, nil
+	}, auth.Options{}), nil
+}
+
+func (m *Main) openAudit(metrics *telemetry.Metrics) error {
+	if m.Config.AuditLog == "off" {
+		m.Logger.Warn("audit log is off")
+		return nil
+	}
+	l, err := audit.New(audit.Options{Path: m.Config.AuditLog, FailClosed: m.Config.AuditFailClosed, Logger: m.Logger})
+	if err != nil {
+		return fmt.Errorf("audit log: %w", err)
+	}
+	m.audit = l
+	metrics.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{
+		Name: audit.DroppedMetric, Help: "Audit records dropped because the audit sink was full or failing (fail-open mode).",
+	}, func() float64 { return float64(l.Dropped()) }))
+	return nil
 }
 
 func (m *Main) loadCertificate() (tls.Certificate, error) {

@@ -216,6 +216,10 @@ func (a *Authenticator) verify(ctx context.Context, user, token string) (bool, e
 	if herr != nil {
 		return false, fmt.Errorf("user %q: %w", user, herr)
 	}
+	if ok && err == nil && u.Disabled {
+		// Said only to a caller who proved the token.
+		return false, kms.Errorf(kms.ErrDisabled, "user [%s] is disabled", user)
+	}
 	return ok && err == nil, nil
 }
 

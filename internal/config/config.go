@@ -42,8 +42,19 @@ type Config struct {
 	TLSPKCS12PassRSAKey    string `json:"tls-pkcs12-password-rsa-key"`
 	TLSPKCS12PassEncrypted string `json:"tls-pkcs12-password-encrypted"`
 
+	// Seal is "auto" (the root key comes from root-key-file/-env or the
+	// generated key file) or "shamir" (start sealed; unseal with shares).
+	Seal        string `json:"seal"`
 	RootKeyFile string `json:"root-key-file"`
 	RootKeyEnv  string `json:"root-key-env"`
+
+	// AdminTokens names a file of admin identities, one per line:
+	// "<name> <argon2id hash>" (kmsctl admin hash-token makes the hash).
+	AdminTokens string `json:"admin-tokens"`
+	// AuditLog is the audit stream: a file path, "-" for stdout, "off".
+	AuditLog        string   `json:"audit-log"`
+	AuditFailClosed bool     `json:"audit-fail-closed"`
+	Maintenance     Duration `json:"maintenance-interval"`
 
 	LogFormat string `json:"log-format"`
 	LogLevel  string `json:"log-level"`
@@ -63,6 +74,9 @@ func Default() Config {
 	return Config{
 		Addr:              ":9876",
 		DataDir:           "kms-data",
+		AuditLog:          "-",
+		Seal:              "auto",
+		Maintenance:       Duration(time.Minute),
 		LogFormat:         "text",
 		LogLevel:          "info",
 		AccessLog:         true,
@@ -104,8 +118,13 @@ func fields() []field {
 		{"tls-pkcs12-password-env", "environment variable holding the PKCS#12 password", s(func(c *Config) *string { return &c.TLSPKCS12PassEnv })},
 		{"tls-pkcs12-password-rsa-key", "PPML ssl-password Secret: key.txt, the RSA key that decrypts tls-pkcs12-password-encrypted", s(func(c *Config) *string { return &c.TLSPKCS12PassRSAKey })},
 		{"tls-pkcs12-password-encrypted", "PPML ssl-password Secret: output.bin, the PKCS#12 password encrypted to tls-pkcs12-password-rsa-key", s(func(c *Config) *string { return &c.TLSPKCS12PassEncrypted })},
+		{"seal", "auto (root key from a file or variable) or shamir (start sealed, unseal with shares)", s(func(c *Config) *string { return &c.Seal })},
 		{"root-key-file", "root key file, base64 (default <data-dir>/root.key, created on first start)", s(func(c *Config) *string { return &c.RootKeyFile })},
 		{"root-key-env", "environment variable holding the base64 root key, e.g. ROOT_KEY as in BigDL", s(func(c *Config) *string { return &c.RootKeyEnv })},
+		{"admin-tokens", "file of admin identities, one \"<name> <argon2id hash>\" per line (kmsctl admin hash-token)", s(func(c *Config) *string { return &c.AdminTokens })},
+		{"audit-log", "audit log: a file, - for stdout, or off", s(func(c *Config) *string { return &c.AuditLog })},
+		{"audit-fail-closed", "refuse operations whose audit record cannot be written (default: drop and count)", b(func(c *Config) *bool { return &c.AuditFailClosed })},
+		{"maintenance-interval", "how often scheduled rotations, deletions and usage counts are processed", d(func(c *Config) *Duration { return &c.Maintenance })},
 		{"log-format", "log format: text or json", s(func(c *Config) *string { return &c.LogFormat })},
 		{"log-level", "log level: debug, info, warn or error", s(func(c *Config) *string { return &c.LogLevel })},
 		{"access-log", "log one line per request (path only, never the query)", b(func(c *Config) *bool { return &c.AccessLog })},
@@ -207,6 +226,12 @@ func (c *Config) Validate() error {
 	if n := btoi(c.TLSPKCS12Password != "") + btoi(c.TLSPKCS12PassEnv != "") + btoi(c.TLSPKCS12PassRSAKey != ""); c.TLSPKCS12 != "" && n != 1 {
 		bad("tls-pkcs12 needs exactly one of tls-pkcs12-password-file, tls-pkcs12-password-env or tls-pkcs12-password-rsa-key/-encrypted")
 	}
+	if c.Seal != "auto" && c.Seal != "shamir" {
+		bad("seal must be auto or shamir, not %q", c.Seal)
+	}
+	if c.Seal == "shamir" && (c.RootKeyFile != "" || c.RootKeyEnv != "" || c.Dev) {
+		bad("seal shamir takes no root-key-file, root-key-env or dev")
+	}
 	if c.RootKeyFile != "" && c.RootKeyEnv != "" {
 		bad("choose either root-key-file or root-key-env")
 	}
@@ -224,13 +249,20 @@ func (c *Config) Validate() error {
 		bad("store must start with sqlite:, mysql:// or postgres://")
 	}
 	for name, d := range map[string]Duration{"read-header-timeout": c.ReadHeaderTimeout, "read-timeout": c.ReadTimeout,
-		"write-timeout": c.WriteTimeout, "idle-timeout": c.IdleTimeout, "shutdown-timeout": c.ShutdownTimeout} {
+		"write-timeout": c.WriteTimeout, "idle-timeout": c.IdleTimeout, "shutdown-timeout": c.ShutdownTimeout,
+		"maintenance-interval": c.Maintenance} {
 		if d <= 0 {
 			bad("%s must be positive", name)
 		}
 	}
 	if c.StoreMaxConns < 0 || c.StoreConnMaxLifetime < 0 || c.StoreQueryTimeout < 0 {
 		bad("store pool limits must not be negative")
+	}
+	if c.AuditLog == "" {
+		bad("audit-log is empty: give a file, - for stdout, or off")
+	}
+	if c.AuditFailClosed && c.AuditLog == "off" {
+		bad("audit-fail-closed needs an audit log")
 	}
 	if c.MaxHeaderBytes < 1024 {
 		bad("max-header-bytes must be at least 1024")

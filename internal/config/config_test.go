@@ -188,7 +188,7 @@ func TestEveryFieldFromEachSource(t *testing.T) {
 		t.Run(f.name, func(t *testing.T) {
 			t.Parallel()
 			// Values and companion flags that keep the result valid.
-			valid := map[string]string{"store": "sqlite:x.db", "log-format": "json", "log-level": "warn"}
+			valid := map[string]string{"store": "sqlite:x.db", "log-format": "json", "log-level": "warn", "seal": "shamir", "audit-log": "audit.log"}
 			companions := map[string][]string{
 				"tls-cert":                      {"-tls-key=k.pem"},
 				"tls-key":                       {"-tls-cert=c.pem"},

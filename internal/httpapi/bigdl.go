@@ -48,15 +48,17 @@ func (h *Handler) createUser(w http.ResponseWriter, r *http.Request, q map[strin
 	if len(token) > auth.MaxTokenLen {
 		return kms.Errorf(kms.ErrInvalid, "token longer than %d bytes", auth.MaxTokenLen)
 	}
-	if err := h.cfg.Service.CreateUser(r.Context(), name, h.cfg.HashToken(token)); err != nil {
+	err := h.cfg.Service.CreateUser(r.Context(), name, h.cfg.HashToken(token))
+	if err := h.audit(r, identity{user: name}, "create_user", name, "", 0, nil, err); err != nil {
 		return err
 	}
 	return writeText(w, api.UserCreated(name))
 }
 
 func (h *Handler) createPrimaryKey(w http.ResponseWriter, r *http.Request, q map[string]string) error {
-	name := r.PathValue("name")
-	if err := h.cfg.Service.CreatePrimaryKey(r.Context(), q[api.ParamUser], name); err != nil {
+	name, user := r.PathValue("name"), q[api.ParamUser]
+	err := h.cfg.Service.CreatePrimaryKey(r.Context(), user, name)
+	if err := h.audit(r, identity{user: user}, "create_primary_key", user, name, 1, nil, err); err != nil {
 		return err
 	}
 	return writeText(w, api.PrimaryKeyCreated(name))
@@ -66,8 +68,9 @@ func (h *Handler) createDataKey(w http.ResponseWriter, r *http.Request, q map[st
 	if err := requireParams(q, api.ParamPrimaryKeyName); err != nil {
 		return err
 	}
-	name := r.PathValue("name")
-	if err := h.cfg.Service.CreateDataKey(r.Context(), q[api.ParamUser], q[api.ParamPrimaryKeyName], name); err != nil {
+	name, user, pk := r.PathValue("name"), q[api.ParamUser], q[api.ParamPrimaryKeyName]
+	err := h.cfg.Service.CreateDataKey(r.Context(), user, pk, name)
+	if err := h.audit(r, identity{user: user}, "create_data_key", user, pk+"/"+name, 0, nil, err); err != nil {
 		return err
 	}
 	return writeText(w, api.DataKeyCreated(name))
@@ -79,8 +82,12 @@ func (h *Handler) getDataKey(w http.ResponseWriter, r *http.Request, q map[strin
 	if err := requireParams(q, api.ParamPrimaryKeyName); err != nil {
 		return err
 	}
-	key, err := h.cfg.Service.DataKey(r.Context(), q[api.ParamUser], q[api.ParamPrimaryKeyName], r.PathValue("name"))
-	if err != nil {
+	user, pk, name := q[api.ParamUser], q[api.ParamPrimaryKeyName], r.PathValue("name")
+	key, err := h.cfg.Service.DataKey(r.Context(), user, pk, name)
+	// Audited before the key leaves: in fail-closed mode an unwritable
+	// record withholds the key.
+	if err := h.audit(r, identity{user: user}, "get_data_key", user, pk+"/"+name, 0, nil, err); err != nil {
+		clear(key)
 		return err
 	}
 	var buf [24]byte
@@ -99,6 +106,9 @@ func (h *Handler) healthz(w http.ResponseWriter, r *http.Request, _ map[string]s
 }
 
 func (h *Handler) readyz(w http.ResponseWriter, r *http.Request, _ map[string]string) error {
+	if h.cfg.Seal != nil && h.cfg.Seal.Status().Sealed {
+		return &Error{Status: http.StatusServiceUnavailable, Code: api.CodeSealed, Msg: "sealed: waiting for unseal shares"}
+	}
 	if err := h.cfg.Service.Ready(r.Context()); err != nil {
 		return &Error{Status: http.StatusServiceUnavailable, Code: api.CodeUnavailable, Msg: "store unavailable", Err: err}
 	}

@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"log/slog"
 	"net/http"
@@ -37,6 +39,10 @@ var statusTable = []struct {
 }{
 	{kms.ErrInvalid, http.StatusBadRequest, api.CodeInvalid},
 	{kms.ErrPermission, http.StatusUnauthorized, api.CodeUnauthorized},
+	{kms.ErrForbidden, http.StatusForbidden, api.CodeForbidden},
+	{kms.ErrDisabled, http.StatusForbidden, api.CodeDisabled},
+	{kms.ErrSealed, http.StatusServiceUnavailable, api.CodeSealed},
+	{kms.ErrConflict, http.StatusConflict, api.CodeConflict},
 	{kms.ErrThrottled, http.StatusTooManyRequests, api.CodeThrottled},
 	{kms.ErrNotFound, http.StatusNotFound, api.CodeNotFound},
 	{kms.ErrExists, http.StatusConflict, api.CodeExists},
@@ -56,6 +62,11 @@ func classify(err error) (status int, code, msg string, internal bool) {
 	if errors.As(err, &mbe) {
 		return http.StatusRequestEntityTooLarge, api.CodeTooLarge, "request body too large", false
 	}
+	var ke *kms.Error
+	if errors.As(err, &ke) && ke.Kind == kms.ErrDecrypt {
+		// A caller's ciphertext that does not open: the client's problem.
+		return http.StatusBadRequest, api.CodeDecrypt, ke.Msg, false
+	}
 	if errors.Is(err, kms.ErrDecrypt) {
 		// Stored material that does not open is a server-side fault.
 		return http.StatusInternalServerError, api.CodeInternal, "internal error", true
@@ -63,7 +74,7 @@ func classify(err error) (status int, code, msg string, internal bool) {
 	for _, e := range statusTable {
 		if errors.Is(err, e.err) {
 			msg := err.Error()
-			if e.status == http.StatusServiceUnavailable {
+			if e.status == http.StatusServiceUnavailable && e.err != kms.ErrSealed {
 				msg = "service temporarily unavailable, retry later"
 			}
 			if e.status == http.StatusTooManyRequests {
@@ -80,7 +91,15 @@ func classify(err error) (status int, code, msg string, internal bool) {
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, rt *route, err error) int {
 	status, code, msg, internal := classify(err)
 	if internal {
-		log.ErrorContext(r.Context(), "request failed", "route", rt.pattern, "status", status, "err", err)
+		log.ErrorContext(r.Context(), "request failed", "route", rt.pattern, "status", status,
+			"request_id", requestID(r), "err", err)
+	}
+	if rt.native {
+		if status == http.StatusUnauthorized {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="kms"`)
+		}
+		writeJSON(w, status, api.Error{Code: code, Message: msg})
+		return status
 	}
 	h := w.Header()
 	h.Set("Content-Type", "text/plain; charset=UTF-8")
@@ -96,4 +115,21 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, rt *ro
 	}
 	w.Write([]byte(body))
 	return status
+}
+
+type requestIDKey struct{}
+
+// withRequestID gives the request a random id, echoed in X-Request-Id and
+// recorded in the audit log and error logs.
+func withRequestID(w http.ResponseWriter, r *http.Request) *http.Request {
+	var b [8]byte
+	rand.Read(b[:])
+	id := hex.EncodeToString(b[:])
+	w.Header().Set("X-Request-Id", id)
+	return r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id))
+}
+
+func requestID(r *http.Request) string {
+	id, _ := r.Context().Value(requestIDKey{}).(string)
+	return id
 }

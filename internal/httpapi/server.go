@@ -13,14 +13,17 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/ppmlkms/kms/api"
+	"github.com/ppmlkms/kms/internal/audit"
 	"github.com/ppmlkms/kms/internal/auth"
 	"github.com/ppmlkms/kms/internal/kms"
+	"github.com/ppmlkms/kms/internal/seal"
 	"github.com/ppmlkms/kms/internal/telemetry"
 )
 
@@ -31,6 +34,15 @@ type Config struct {
 	Metrics   *telemetry.Metrics
 	Logger    *slog.Logger
 	AccessLog bool // log one line per request (path only, never the query)
+	// Admins authenticates admin identities ("admin/<name>:<token>"); nil
+	// means no admin routes work.
+	Admins *auth.Authenticator
+	// Seal manages the root key (Shamir unsealing, root rotation); nil for
+	// a fixed keyring (tests).
+	Seal *seal.Manager
+	// Audit receives a record of every key access and admin action on the
+	// native API and the BigDL key routes; nil disables auditing.
+	Audit *audit.Logger
 	// HashToken hashes a new user's token; auth.HashToken by default.
 	HashToken func(string) string
 }
@@ -42,6 +54,7 @@ type route struct {
 	maxBody int64
 	timeout time.Duration
 	auth    bool   // needs user and token
+	native  bool   // JSON API: JSON errors, bearer authentication in the handler
 	verb    string // BigDL usage: "please <verb> like: <usage>"
 	usage   string
 	handle  func(w http.ResponseWriter, r *http.Request, q map[string]string) error
@@ -69,8 +82,41 @@ func (h *Handler) routes() []*route {
 		{method: "GET", pattern: "/dataKey/{name}", maxBody: 4096, timeout: 10 * time.Second, auth: true,
 			verb: "get the data key", usage: api.UsageDataKeyGet, handle: h.getDataKey},
 		{method: "GET", pattern: api.PathHealthz, timeout: 2 * time.Second, handle: h.healthz},
+		v1("POST", "/v1/keys", h.v1CreateKey),
+		v1("GET", "/v1/keys", h.v1ListKeys),
+		v1("GET", "/v1/keys/{name}", h.v1DescribeKey),
+		v1("POST", "/v1/keys/{name}/rotate", h.v1RotateKey),
+		v1("POST", "/v1/keys/{name}/config", h.v1ConfigureKey),
+		v1("POST", "/v1/keys/{name}/enable", h.v1EnableKey),
+		v1("POST", "/v1/keys/{name}/disable", h.v1DisableKey),
+		v1("POST", "/v1/keys/{name}/schedule-deletion", h.v1ScheduleDeletion),
+		v1("POST", "/v1/keys/{name}/cancel-deletion", h.v1CancelDeletion),
+		v1("POST", "/v1/keys/{name}/encrypt", h.v1Encrypt),
+		v1("POST", "/v1/keys/{name}/decrypt", h.v1Decrypt),
+		v1("POST", "/v1/keys/{name}/reencrypt", h.v1ReEncrypt),
+		v1("POST", "/v1/keys/{name}/generate-data-key", h.v1GenerateDataKey(true)),
+		v1("POST", "/v1/keys/{name}/generate-data-key-without-plaintext", h.v1GenerateDataKey(false)),
+		v1("POST", "/v1/keys/{name}/encrypt-batch", h.v1EncryptBatch),
+		v1("POST", "/v1/keys/{name}/decrypt-batch", h.v1DecryptBatch),
+		{method: "GET", pattern: "/v1/sys/seal-status", timeout: 2 * time.Second, native: true, handle: h.v1SealStatus},
+		v1("POST", "/v1/sys/init", h.v1Init),
+		v1("POST", "/v1/sys/unseal", h.v1Unseal),
+		{method: "POST", pattern: "/v1/sys/rotate-root", maxBody: 1 << 20, timeout: 10 * time.Minute, native: true, handle: h.v1RotateRoot},
+		{method: "GET", pattern: "/rootKey/rotate", maxBody: 4096, timeout: 10 * time.Minute,
+			verb: "rotate the root key", usage: "GET /rootKey/rotate with Authorization: Bearer admin/<name>:<token>", handle: h.bigdlRotate},
+		{method: "PUT", pattern: "/rootKey/recover", maxBody: 4096, timeout: 10 * time.Second, verb: "submit a root key share",
+			usage: `PUT /rootKey/recover {"index":N,"content":"<base64>"} with Authorization: Bearer admin/<name>:<token>`, handle: h.bigdlRecover},
+		v1("GET", "/v1/users", h.v1ListUsers),
+		v1("POST", "/v1/users/{name}/disable", h.v1SetUserDisabled(true)),
+		v1("POST", "/v1/users/{name}/enable", h.v1SetUserDisabled(false)),
+		v1("POST", "/v1/users/{name}/token", h.v1RotateUserToken),
 		{method: "GET", pattern: api.PathReadyz, timeout: 2 * time.Second, handle: h.readyz},
 	}
+}
+
+// v1 declares a native route: JSON bodies up to 1 MiB (batches), 10 s.
+func v1(method, pattern string, handle func(http.ResponseWriter, *http.Request, map[string]string) error) *route {
+	return &route{method: method, pattern: pattern, maxBody: 1 << 20, timeout: 10 * time.Second, native: true, handle: handle}
 }
 
 // New returns the root handler.
@@ -114,6 +160,7 @@ func (h *Handler) wrap(rt *route) http.Handler {
 	rt.latency = m.Latency.WithLabelValues(rt.pattern)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
+		r = withRequestID(w, r)
 		if rt.timeout > 0 {
 			ctx, cancel := context.WithTimeout(r.Context(), rt.timeout)
 			defer cancel()
@@ -122,7 +169,11 @@ func (h *Handler) wrap(rt *route) http.Handler {
 		r.Body = http.MaxBytesReader(w, r.Body, rt.maxBody)
 		status := http.StatusOK
 		if err := h.serve(w, r, rt); err != nil {
-			status = writeError(w, r, h.cfg.Logger, rt, err)
+			ert := rt
+			if !rt.native && strings.HasPrefix(r.URL.Path, "/v1/") {
+				ert = &route{pattern: rt.pattern, native: true}
+			}
+			status = writeError(w, r, h.cfg.Logger, ert, err)
 		}
 		m.Requests.WithLabelValues(rt.pattern, r.Method, strconv.Itoa(status)).Inc()
 		rt.latency.Observe(time.Since(start).Seconds())
@@ -139,7 +190,7 @@ func (h *Handler) wrap(rt *route) http.Handler {
 func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt *route) error {
 	// BigDL requests carry no body; read what there is so an oversized one
 	// is refused, not silently ignored.
-	if r.ContentLength != 0 {
+	if r.ContentLength != 0 && !rt.native && rt.method != "PUT" {
 		if _, err := io.Copy(io.Discard, r.Body); err != nil {
 			return err
 		}

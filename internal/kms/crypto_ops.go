@@ -71,7 +71,7 @@ func (s *Service) Encrypt(ctx context.Context, owner, name string, plaintext []b
 	if err != nil {
 		return nil, 0, s.result("encrypt", "primaryKey", name, err)
 	}
-	kr, err := s.keyringNow()
+	kr, err := s.keyringFor(ctx, pk)
 	if err != nil {
 		return nil, 0, err
 	}
@@ -110,7 +110,7 @@ func (s *Service) Decrypt(ctx context.Context, owner, name string, ciphertext []
 	if err != nil {
 		return nil, v, s.result("decrypt", "primaryKey", name, err)
 	}
-	kr, err := s.keyringNow()
+	kr, err := s.keyringFor(ctx, pk)
 	if err != nil {
 		return nil, 0, err
 	}

@@ -43,17 +43,25 @@ type ServiceOptions struct {
 	Now func() time.Time
 }
 
-// KeyringSource yields the current keyring, or nil while the server is
-// sealed. The seal manager implements it; a fixed keyring is [Static].
+// KeyringSource yields the current keyring; the seal manager implements
+// it, a fixed keyring is [Static]. Both methods return an error wrapping
+// ErrSealed while no root key is loaded.
 type KeyringSource interface {
-	Keyring() *keyring.Keyring
+	// Keyring returns the keyring that seals new keys.
+	Keyring() (*keyring.Keyring, error)
+	// KeyringFor returns a keyring that holds root key version rootVersion
+	// if any replica published it (after a root rotation elsewhere).
+	KeyringFor(ctx context.Context, rootVersion int) (*keyring.Keyring, error)
 }
 
 // Static is a KeyringSource that always returns the same keyring.
 type Static struct{ K *keyring.Keyring }
 
 // Keyring implements KeyringSource.
-func (s Static) Keyring() *keyring.Keyring { return s.K }
+func (s Static) Keyring() (*keyring.Keyring, error) { return s.K, nil }
+
+// KeyringFor implements KeyringSource.
+func (s Static) KeyringFor(context.Context, int) (*keyring.Keyring, error) { return s.K, nil }
 
 // Service implements the key operations of the BigDL API on top of a Store
 // and a keyring. It is safe for concurrent use.
@@ -104,12 +112,15 @@ func NewService(store Store, keys KeyringSource, opt ServiceOptions) *Service {
 }
 
 // keyringNow returns the current keyring, or an error wrapping ErrSealed.
-func (s *Service) keyringNow() (*keyring.Keyring, error) {
-	if kr := s.keys.Keyring(); kr != nil {
-		return kr, nil
-	}
-	return nil, Errorf(ErrSealed, "the server is sealed: submit unseal shares first")
+func (s *Service) keyringNow() (*keyring.Keyring, error) { return s.keys.Keyring() }
+
+// keyringFor returns a keyring that opens primary key pk.
+func (s *Service) keyringFor(ctx context.Context, pk PrimaryKey) (*keyring.Keyring, error) {
+	return s.keys.KeyringFor(ctx, pk.RootVersion)
 }
+
+// Forget drops every cached key record, e.g. after a root rotation.
+func (s *Service) Forget() { s.forgetRecords() }
 
 // forgetRecords drops every cached key record (after a destruction).
 func (s *Service) forgetRecords() {
@@ -164,7 +175,7 @@ func (s *Service) CreateDataKey(ctx context.Context, owner, primary, name string
 	if err != nil {
 		return s.result("create_data_key", "primaryKey", primary, err)
 	}
-	kr, err := s.keyringNow()
+	kr, err := s.keyringFor(ctx, pk)
 	if err != nil {
 		return err
 	}
@@ -196,7 +207,7 @@ func (s *Service) DataKey(ctx context.Context, owner, primary, name string) ([]b
 	if err != nil {
 		return nil, s.result("get_data_key", "primaryKey", primary, err)
 	}
-	kr, err := s.keyringNow()
+	kr, err := s.keyringFor(ctx, pk)
 	if err != nil {
 		return nil, err
 	}
