@@ -1,7 +1,7 @@
 package keyring
 
 import (
-	"encoding/binary"
+	"bytes"
 	"sync"
 	"time"
 )
@@ -24,28 +24,38 @@ type DataKeyCache struct {
 	max  int
 	now  func() time.Time
 	mu   sync.Mutex
-	m    map[string]*cachedDataKey
+	m    map[cacheKey]*cachedDataKey
 	hits func(hit bool)
 }
 
 type cachedDataKey struct {
 	key     [DataKeyLen]byte
+	wrapped []byte // the whole blob, compared on every hit
 	expires time.Time
+}
+
+// cacheKey identifies an entry without allocating: the data key's identity
+// and the random nonce of its wrapped blob (the whole blob is compared on a
+// hit, so a modified blob with the same nonce never hits).
+type cacheKey struct {
+	owner, primary, name string
+	version              int
+	nonce                [nonceLen]byte
 }
 
 // NewDataKeyCache returns a cache of at most max entries kept for ttl.
 // onLookup, if not nil, is told about every hit and miss.
 func NewDataKeyCache(max int, ttl time.Duration, onLookup func(hit bool)) *DataKeyCache {
-	return &DataKeyCache{ttl: ttl, max: max, now: time.Now, m: make(map[string]*cachedDataKey), hits: onLookup}
+	return &DataKeyCache{ttl: ttl, max: max, now: time.Now, m: make(map[cacheKey]*cachedDataKey), hits: onLookup}
 }
 
-func cacheID(wrappedData []byte, id DataID) string {
-	b := make([]byte, 0, len(wrappedData)+len(id.Primary.Owner)+len(id.Primary.Name)+len(id.Name)+16)
-	b = appendField(b, id.Primary.Owner)
-	b = appendField(b, id.Primary.Name)
-	b = appendField(b, id.Name)
-	b = binary.BigEndian.AppendUint32(b, uint32(id.Primary.Version))
-	return string(append(b, wrappedData...))
+func cacheID(wrappedData []byte, id DataID) (cacheKey, bool) {
+	k := cacheKey{owner: id.Primary.Owner, primary: id.Primary.Name, name: id.Name, version: id.Primary.Version}
+	if len(wrappedData) < headerLen {
+		return k, false
+	}
+	copy(k.nonce[:], wrappedData[5:headerLen])
+	return k, true
 }
 
 // OpenDataKey is k.OpenDataKey through the cache.
@@ -53,11 +63,14 @@ func (c *DataKeyCache) OpenDataKey(k *Keyring, wrappedPrimary, wrappedData []byt
 	if c == nil || c.max <= 0 {
 		return k.OpenDataKey(wrappedPrimary, wrappedData, id)
 	}
-	cid := cacheID(wrappedData, id)
+	cid, ok := cacheID(wrappedData, id)
+	if !ok {
+		return k.OpenDataKey(wrappedPrimary, wrappedData, id)
+	}
 	now := c.now()
 	c.mu.Lock()
 	e, ok := c.m[cid]
-	if ok && now.Before(e.expires) {
+	if ok && now.Before(e.expires) && bytes.Equal(e.wrapped, wrappedData) {
 		out := make([]byte, DataKeyLen)
 		copy(out, e.key[:])
 		c.mu.Unlock()
@@ -70,7 +83,7 @@ func (c *DataKeyCache) OpenDataKey(k *Keyring, wrappedPrimary, wrappedData []byt
 	if err != nil {
 		return nil, err
 	}
-	e = &cachedDataKey{expires: now.Add(c.ttl)}
+	e = &cachedDataKey{expires: now.Add(c.ttl), wrapped: bytes.Clone(wrappedData)}
 	copy(e.key[:], dk)
 	c.mu.Lock()
 	if len(c.m) >= c.max {

@@ -35,7 +35,7 @@ func (s *Service) addVersion(ctx context.Context, owner, name string, version in
 // keys that are not enabled. The cache bounds how long another replica's
 // disable or deletion can go unnoticed here (ServiceOptions.MetaTTL).
 func (s *Service) usableMeta(ctx context.Context, owner, name string) (KeyMeta, error) {
-	ck := "m\x00" + owner + "\x00" + name
+	ck := recKey{kind: 'm', owner: owner, a: name}
 	if c, ok := s.lookup(ck); ok {
 		return c.meta, checkUsable(name, c.meta)
 	}
@@ -50,7 +50,7 @@ func (s *Service) usableMeta(ctx context.Context, owner, name string) (KeyMeta, 
 // forgetKey drops cached metadata of a key after a local change.
 func (s *Service) forgetKey(owner, name string) {
 	s.mu.Lock()
-	delete(s.cache, "m\x00"+owner+"\x00"+name)
+	delete(s.cache, recKey{kind: 'm', owner: owner, a: name})
 	s.mu.Unlock()
 }
 

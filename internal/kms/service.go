@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strconv"
 	"sync"
 	"time"
 
@@ -74,7 +73,7 @@ type Service struct {
 	dkCache *keyring.DataKeyCache
 
 	mu    sync.Mutex
-	cache map[string]cached
+	cache map[recKey]cached
 	usage map[usageKey]int64
 }
 
@@ -107,7 +106,7 @@ func NewService(store Store, keys KeyringSource, opt ServiceOptions) *Service {
 		opt.Now = time.Now
 	}
 	return &Service{store: store, keys: keys, opt: opt, now: opt.Now,
-		cache: make(map[string]cached), usage: make(map[usageKey]int64),
+		cache: make(map[recKey]cached), usage: make(map[usageKey]int64),
 		dkCache: keyring.NewDataKeyCache(opt.DataKeyCacheSize, opt.CacheTTL, opt.OnDataKeyCache)}
 }
 
@@ -266,7 +265,7 @@ func resultCode(err error) string {
 }
 
 func (s *Service) dataKeyRecord(ctx context.Context, owner, primary, name string) (DataKey, error) {
-	key := "d\x00" + owner + "\x00" + primary + "\x00" + name
+	key := recKey{kind: 'd', owner: owner, a: primary, b: name}
 	if c, ok := s.lookup(key); ok {
 		return c.dk, nil
 	}
@@ -278,7 +277,7 @@ func (s *Service) dataKeyRecord(ctx context.Context, owner, primary, name string
 }
 
 func (s *Service) primaryKeyRecord(ctx context.Context, owner, name string, version int) (PrimaryKey, error) {
-	key := "p\x00" + owner + "\x00" + name + "\x00" + strconv.Itoa(version)
+	key := recKey{kind: 'p', owner: owner, a: name, version: version}
 	if c, ok := s.lookup(key); ok {
 		return c.pk, nil
 	}
@@ -289,7 +288,15 @@ func (s *Service) primaryKeyRecord(ctx context.Context, owner, name string, vers
 	return pk, err
 }
 
-func (s *Service) lookup(key string) (cached, bool) {
+// recKey names a cached record without building a string per lookup.
+type recKey struct {
+	kind    byte // 'd' data key, 'p' primary key version, 'm' key metadata
+	owner   string
+	a, b    string
+	version int
+}
+
+func (s *Service) lookup(key recKey) (cached, bool) {
 	s.mu.Lock()
 	c, ok := s.cache[key]
 	s.mu.Unlock()
@@ -300,9 +307,9 @@ func (s *Service) lookup(key string) (cached, bool) {
 	return c, ok
 }
 
-func (s *Service) remember(key string, c cached) { s.rememberFor(key, c, s.opt.CacheTTL) }
+func (s *Service) remember(key recKey, c cached) { s.rememberFor(key, c, s.opt.CacheTTL) }
 
-func (s *Service) rememberFor(key string, c cached, ttl time.Duration) {
+func (s *Service) rememberFor(key recKey, c cached, ttl time.Duration) {
 	now := s.now()
 	c.expires = now.Add(ttl)
 	s.mu.Lock()
