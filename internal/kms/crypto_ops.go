@@ -51,6 +51,7 @@ func (s *Service) usableMeta(ctx context.Context, owner, name string) (KeyMeta, 
 func (s *Service) forgetKey(owner, name string) {
 	s.mu.Lock()
 	delete(s.cache, recKey{kind: 'm', owner: owner, a: name})
+	delete(s.cache, recKey{kind: 'p', owner: owner, a: name}) // "newest version"
 	s.mu.Unlock()
 }
 

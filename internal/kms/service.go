@@ -283,7 +283,13 @@ func (s *Service) primaryKeyRecord(ctx context.Context, owner, name string, vers
 	}
 	pk, err := s.store.PrimaryKey(ctx, owner, name, version)
 	if err == nil {
-		s.remember(key, cached{pk: pk})
+		// A fixed version never changes; "the newest" changes with every
+		// rotation, on any replica: keep it only as long as metadata.
+		ttl := s.opt.CacheTTL
+		if version == 0 {
+			ttl = s.opt.MetaTTL
+		}
+		s.rememberFor(key, cached{pk: pk}, ttl)
 	}
 	return pk, err
 }
