@@ -18,7 +18,8 @@ import (
 )
 
 // TestDependencies: kmsctl reaches kmsd only through package client, and
-// the binary does not link the testing package.
+// the binary does not link the testing package. The one internal package
+// it uses, ppmlsecrets, writes local files and talks to nobody.
 func TestDependencies(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", "github.com/ppmlkms/kms/cmd/kmsctl").CombinedOutput()
 	if err != nil {
@@ -28,6 +29,7 @@ func TestDependencies(t *testing.T) {
 		switch {
 		case p == "testing", p == "database/sql":
 			t.Errorf("kmsctl links %s", p)
+		case p == "github.com/ppmlkms/kms/internal/ppmlsecrets":
 		case strings.HasPrefix(p, "github.com/ppmlkms/kms/internal/"):
 			t.Errorf("kmsctl imports %s; talk to kmsd through ./client", p)
 		}
@@ -92,16 +94,23 @@ func TestParseInterleaved(t *testing.T) {
 	}
 }
 
-func TestRefuseTokenFlag(t *testing.T) {
+func TestRefuseSecretFlags(t *testing.T) {
 	t.Parallel()
-	for _, args := range [][]string{{"--token", "x"}, {"-token=x"}, {"status", "--token=hunter2"}} {
-		err := refuseTokenFlag(args)
+	for _, args := range [][]string{
+		{"--token", "x"}, {"-token=x"}, {"status", "--token=hunter2"},
+		{"secrets", "generate-keys", "--password=hunter2"}, {"secrets", "spark-secret", "-password", "hunter2"},
+		{"secrets", "kms-secret", "--api-key=hunter2"},
+	} {
+		err := refuseSecretFlags(args)
 		if exitCode(err) != exitUsage || strings.Contains(err.Error(), "hunter2") {
 			t.Errorf("%q: %v", args, err)
 		}
 	}
-	for _, args := range [][]string{{"--token-file", "x"}, {"encrypt", "--", "--token"}, {"token"}} {
-		if err := refuseTokenFlag(args); err != nil {
+	for _, args := range [][]string{
+		{"--token-file", "x"}, {"encrypt", "--", "--token"}, {"token"},
+		{"--password-file", "-"}, {"--api-key-file=k"}, {"password"},
+	} {
+		if err := refuseSecretFlags(args); err != nil {
 			t.Errorf("%q: %v", args, err)
 		}
 	}
@@ -246,6 +255,11 @@ COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _kmsctl; echo "${COMPREPLY[*]}"`, "ba
 		{[]string{"kmsctl", "encrypt", "--format", "s"}, "stream"},
 		{[]string{"kmsctl", "decrypt", "--key-"}, "--key-file"},
 		{[]string{"kmsctl", "completion", "f"}, "fish"},
+		{[]string{"kmsctl", "secrets", ""}, "generate-keys generate-password kms-secret spark-secret root-key"},
+		{[]string{"kmsctl", "secrets", "generate-keys", "--key", "e"}, "ecdsa-p256"},
+		{[]string{"kmsctl", "secrets", "generate-keys", "--pkcs12", ""}, "legacy modern"},
+		{[]string{"kmsctl", "secrets", "root-key", "--"}, "--force --namespace --out"},
+		{[]string{"kmsctl", "secrets", "kms-secret", "--api"}, "--api-key-file"},
 	} {
 		if got := probe(tt.words...); got != tt.want {
 			t.Errorf("complete %q = %q, want %q", tt.words, got, tt.want)

@@ -62,7 +62,11 @@ func subcommands() map[string][]string {
 	return m
 }
 
-const formatWords = "auto bigdl bigdl-old nativeaescbc stream"
+const (
+	formatWords = "auto bigdl bigdl-old nativeaescbc stream"
+	keyWords    = "rsa-3072 rsa-4096 ecdsa-p256"
+	pkcs12Words = "legacy modern"
+)
 
 func writeBash(w io.Writer, zsh bool) {
 	if zsh {
@@ -81,11 +85,13 @@ _kmsctl() {
     done
     case "$prev" in
         --format|-format) COMPREPLY=($(compgen -W "%s" -- "$cur")); return ;;
+        --key|-key) COMPREPLY=($(compgen -W "%s" -- "$cur")); return ;;
+        --pkcs12|-pkcs12) COMPREPLY=($(compgen -W "%s" -- "$cur")); return ;;
     esac
     local words
     case "$cmd" in
         "") words="%s %s" ;;
-`, map[bool]string{false: "bash", true: "zsh"}[zsh], formatWords,
+`, map[bool]string{false: "bash", true: "zsh"}[zsh], formatWords, keyWords, pkcs12Words,
 		strings.Join(commandNames(), " "), strings.Join(flagNames(nil), " "))
 	subs := subcommands()
 	firsts := make([]string, 0, len(subs))
@@ -148,11 +154,16 @@ func writeFish(w io.Writer) {
 			name := strings.TrimPrefix(f, "--")
 			extra := " -r"
 			switch name {
-			case "insecure", "force", "create-data-key":
+			case "insecure", "force", "create-data-key", "random-password":
 				extra = ""
 			case "format":
 				extra = " -x -a '" + formatWords + "'"
-			case "config", "token-file", "cacert", "key-file", "output":
+			case "key":
+				extra = " -x -a '" + keyWords + "'"
+			case "pkcs12":
+				extra = " -x -a '" + pkcs12Words + "'"
+			case "config", "token-file", "cacert", "key-file", "output", "out",
+				"password-file", "api-key-file", "password-dir":
 				extra = " -r -F"
 			}
 			fmt.Fprintf(w, "complete -c kmsctl -n '%s' -l %s%s\n", cond, name, extra)

@@ -46,6 +46,9 @@ type cmdOpts struct {
 	output        string
 	force         bool
 
+	// The secrets commands.
+	secrets secretsOpts
+
 	set        map[string]bool // flags given on the command line
 	stdinTaken string          // what already reads stdin, to refuse a second reader
 }

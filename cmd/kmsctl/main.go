@@ -1,7 +1,9 @@
 // Command kmsctl is the command-line client of kmsd: it creates users and
 // keys through the BigDL KMS API, and encrypts and decrypts files and Spark
 // output directories in the BigDL PPML formats and in our own stream
-// format. It talks to the server only through package client.
+// format. It talks to the server only through package client. Its secrets
+// commands make the Kubernetes Secrets of a PPML cluster (keystores,
+// passwords, root key) offline, with package ppmlsecrets.
 //
 // See docs/kmsctl.md, or run "kmsctl help".
 package main
@@ -86,6 +88,7 @@ var commands []*command
 func init() {
 	commands = append(commands, keyCommands...)
 	commands = append(commands, cryptCommands...)
+	commands = append(commands, secretsCommands...)
 	commands = append(commands, &command{
 		name: "completion", args: "bash|zsh|fish", short: "print a shell completion script",
 		long: "Prints a completion script. Load it with, e.g.:\n\n" +
@@ -143,7 +146,7 @@ func (c *cli) run(ctx context.Context, args []string) int {
 }
 
 func (c *cli) dispatch(ctx context.Context, args []string) error {
-	if err := refuseTokenFlag(args); err != nil {
+	if err := refuseSecretFlags(args); err != nil {
 		return err
 	}
 	o := newCmdOpts()
@@ -220,18 +223,27 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 	}
 }
 
-// refuseTokenFlag rejects a token given on the command line, where ps and
-// the shell history would show it. The value is never repeated.
-func refuseTokenFlag(args []string) error {
+// secretFlags are flags that kmsctl refuses because their value would be a
+// secret on the command line, with where the secret comes from instead.
+var secretFlags = map[string]string{
+	"token": "--token-file FILE, --token-file - (stdin), KMS_TOKEN, the config file or the interactive prompt",
+	"password": "--password-file FILE, --password-file - (stdin), the interactive prompt, " +
+		"or --random-password (secrets generate-keys)",
+	"api-key": "--api-key-file FILE or --api-key-file - (stdin)",
+}
+
+// refuseSecretFlags rejects a token, password or api key given on the
+// command line, where ps and the shell history would show it. The value is
+// never repeated.
+func refuseSecretFlags(args []string) error {
 	for _, a := range args {
 		if a == "--" {
 			return nil
 		}
 		name, _, _ := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if strings.HasPrefix(a, "-") && name == "token" {
-			return usageErrorf("there is no --token flag: a token on the command line is visible to " +
-				"other users (ps) and stays in shell history; use --token-file FILE, --token-file - (stdin), " +
-				"KMS_TOKEN, the config file or the interactive prompt")
+		if instead, ok := secretFlags[name]; ok && strings.HasPrefix(a, "-") {
+			return usageErrorf("there is no --%s flag: a secret on the command line is visible to "+
+				"other users (ps) and stays in shell history; use %s", name, instead)
 		}
 	}
 	return nil
@@ -244,11 +256,51 @@ func (c *cli) help(args []string) error {
 		return nil
 	}
 	cmd, rest := lookup(args)
+	if cmd == nil && len(args) == 1 && args[0] != "completion" && len(subcommands()[args[0]]) > 0 {
+		c.groupUsage(c.stdout, args[0])
+		return nil
+	}
 	if cmd == nil || len(rest) > 0 {
 		return usageErrorf("no help for %q", strings.Join(args, " "))
 	}
 	c.commandUsage(c.stdout, cmd)
 	return nil
+}
+
+// groupHelp introduces the commands that share a first word, for
+// "kmsctl help <first word>".
+var groupHelp = map[string]string{
+	"secrets": "The secrets commands make the Kubernetes Secrets of a BigDL PPML cluster, in\n" +
+		"place of generate-keys.sh, generate-password.sh and kubectl create secret:\n" +
+		"manifests for kubectl apply -f, and the files inside them. They work offline\n" +
+		"(no kmsd, openssl or keytool) and never replace a file without --force.\n" +
+		"Passwords come from a file, stdin or a prompt, never from the command line.\n" +
+		"See docs/secrets.md.",
+}
+
+// groupUsage lists the commands whose first word is first.
+func (c *cli) groupUsage(w io.Writer, first string) {
+	fmt.Fprintf(w, "Usage: kmsctl %s <command> [flags]\n\n", first)
+	if h := groupHelp[first]; h != "" {
+		fmt.Fprintf(w, "%s\n\n", h)
+	}
+	fmt.Fprintln(w, "Commands:")
+	width := nameWidth()
+	for _, cmd := range commands {
+		if strings.HasPrefix(cmd.name, first+" ") {
+			fmt.Fprintf(w, "  %-*s %s\n", width, cmd.name, cmd.short)
+		}
+	}
+	fmt.Fprintf(w, "\nRun 'kmsctl help %s <command>' for its flags.\n", first)
+}
+
+// nameWidth is the width of the command column in help.
+func nameWidth() int {
+	width := len("help [command]")
+	for _, cmd := range commands {
+		width = max(width, len(cmd.name))
+	}
+	return width
 }
 
 func (c *cli) usage(w io.Writer) {
@@ -259,11 +311,12 @@ Usage:
 
 Commands:
 `)
+	width := nameWidth()
 	for _, cmd := range commands {
-		fmt.Fprintf(w, "  %-20s %s\n", cmd.name, cmd.short)
+		fmt.Fprintf(w, "  %-*s %s\n", width, cmd.name, cmd.short)
 	}
-	fmt.Fprint(w, `  help [command]       show help
-
+	fmt.Fprintf(w, "  %-*s %s\n", width, "help [command]", "show help")
+	fmt.Fprint(w, `
 Connection flags (commands that talk to kmsd):
 `)
 	fs := flag.NewFlagSet("", flag.ContinueOnError)
@@ -285,7 +338,7 @@ const exitHelp = `
 Exit codes:
   0  success
   1  failure not listed below
-  2  usage error (bad flags or arguments, missing token)
+  2  usage error (bad flags or arguments, missing token, unusable password)
   3  not found (user, primary key or data key)
   4  already exists (user, primary key or data key)
   5  authentication failed (unknown user, wrong token, throttled)

@@ -71,13 +71,16 @@ func TestScripts(t *testing.T) {
 			return nil
 		},
 		Cmds: map[string]func(ts *testscript.TestScript, neg bool, args []string){
-			"unbase64": cmdUnbase64,
-			"sha256":   cmdSHA256,
-			"flipbit":  cmdFlipBit,
-			"truncate": cmdTruncate,
-			"notemp":   cmdNoTemp,
-			"mkfile":   cmdMkfile,
-			"envsubst": cmdEnvsubst,
+			"unbase64":   cmdUnbase64,
+			"sha256":     cmdSHA256,
+			"flipbit":    cmdFlipBit,
+			"truncate":   cmdTruncate,
+			"notemp":     cmdNoTemp,
+			"mkfile":     cmdMkfile,
+			"envsubst":   cmdEnvsubst,
+			"perm":       cmdPerm,
+			"size":       cmdSize,
+			"secretdata": cmdSecretData,
 		},
 	})
 }
