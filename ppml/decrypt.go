@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"hash"
 	"io"
+
+	"github.com/ppmlkms/kms/ppml/internal/cbc"
 )
 
 // Decrypt reads a PPML file of format f (use [FormatAuto] unless the file
@@ -46,7 +48,11 @@ func DecryptBody(dst io.Writer, src io.Reader, h *Header, key string) error {
 	if err != nil {
 		return err
 	}
-	d := &decrypter{cbc: cipher.NewCBCDecrypter(k.block, h.IV[:]), legacy: h.Format == FormatLegacy}
+	cbcDec, err := cbc.NewDecrypter(k.aes, h.IV[:])
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrKey, err)
+	}
+	d := &decrypter{cbc: cbcDec, legacy: h.Format == FormatLegacy}
 	if h.Format.hasMAC() {
 		d.mac = hmac.New(sha256.New, k.mac)
 		t := newTailReader(src, TagSize)

@@ -10,6 +10,8 @@ import (
 	"fmt"
 	"hash"
 	"io"
+
+	"github.com/ppmlkms/kms/ppml/internal/cbc"
 )
 
 // Encrypt reads all of src and writes it to dst as a [FormatCurrent] file,
@@ -36,6 +38,10 @@ func encrypt(dst io.Writer, src io.Reader, key, edk string, rnd io.Reader) error
 	if _, err := io.ReadFull(rnd, h.IV[:]); err != nil {
 		return fmt.Errorf("ppml: read random IV: %w", err)
 	}
+	cbcEnc, err := cbc.NewEncrypter(k.aes, h.IV[:])
+	if err != nil {
+		return fmt.Errorf("%w: %v", ErrKey, err)
+	}
 	hdr, err := h.MarshalBinary()
 	if err != nil {
 		return err
@@ -44,7 +50,7 @@ func encrypt(dst io.Writer, src io.Reader, key, edk string, rnd io.Reader) error
 		return err
 	}
 	mac := hmac.New(sha256.New, k.mac)
-	if err := encryptBody(dst, src, cipher.NewCBCEncrypter(k.block, h.IV[:]), mac); err != nil {
+	if err := encryptBody(dst, src, cbcEnc, mac); err != nil {
 		return err
 	}
 	_, err = dst.Write(mac.Sum(nil))

@@ -1,8 +1,6 @@
 package ppml
 
 import (
-	"crypto/aes"
-	"crypto/cipher"
 	"encoding/base64"
 	"fmt"
 )
@@ -25,11 +23,11 @@ func StaticKey(key string) KeyFunc {
 	return func(string) (string, error) { return key, nil }
 }
 
-// cipherKeys holds what one file operation needs. mac is nil for
-// nativeaescbc.
+// cipherKeys holds what one file operation needs: the AES key (16, 24 or
+// 32 bytes) for package cbc, and the HMAC key, nil for nativeaescbc.
 type cipherKeys struct {
-	block cipher.Block
-	mac   []byte
+	aes []byte
+	mac []byte
 }
 
 // deriveKeys turns the data key string into the keys of format f the way
@@ -44,13 +42,9 @@ func deriveKeys(f Format, key string) (cipherKeys, error) {
 	}
 	// Java: Arrays.copyOfRange(secret, 0, 16) and (secret, 16, 32), which
 	// pads with zero bytes past the end of the string.
-	var aesKey [16]byte
-	copy(aesKey[:], key[16:min(32, len(key))])
-	block, err := aes.NewCipher(aesKey[:])
-	if err != nil {
-		return cipherKeys{}, fmt.Errorf("%w: %v", ErrKey, err)
-	}
-	return cipherKeys{block: block, mac: []byte(key[:16])}, nil
+	aesKey := make([]byte, 16)
+	copy(aesKey, key[16:min(32, len(key))])
+	return cipherKeys{aes: aesKey, mac: []byte(key[:16])}, nil
 }
 
 // nativeKeys decodes the base64 data key (Java's decoder accepts it with or
@@ -63,9 +57,9 @@ func nativeKeys(key string) (cipherKeys, error) {
 	if err != nil {
 		return cipherKeys{}, fmt.Errorf("%w: nativeaescbc needs a base64 data key", ErrKey)
 	}
-	block, err := aes.NewCipher(raw)
-	if err != nil {
-		return cipherKeys{}, fmt.Errorf("%w: nativeaescbc key decodes to %d bytes, want 16, 24 or 32", ErrKey, len(raw))
+	switch len(raw) {
+	case 16, 24, 32:
+		return cipherKeys{aes: raw}, nil
 	}
-	return cipherKeys{block: block}, nil
+	return cipherKeys{}, fmt.Errorf("%w: nativeaescbc key decodes to %d bytes, want 16, 24 or 32", ErrKey, len(raw))
 }

@@ -26,7 +26,8 @@ IV=a0a1a2a3a4a5a6a7a8a9aaabacadaeaf
 best() { # best wall time in seconds of 3 runs of the function "$@"
 	local b=999999 t TIMEFORMAT=%R
 	for _ in 1 2 3; do
-		t=$( { time "$@" >/dev/null 2>&1; } 2>&1 | tail -1)
+		# A failed run must stop the script, not count as a fast one.
+		t=$( { time "$@" >/dev/null 2>&1; } 2>&1) || { echo "bench-files: $* failed" >&2; return 1; }
 		b=$(echo "$t $b" | awk '{print ($1<$2)?$1:$2}')
 	done
 	echo "$b"
