@@ -164,11 +164,20 @@ func TestRotateUnderLoad(t *testing.T) {
 				}
 			})
 		}
-		for range 3 {
+		// Each rotation starts only once readers are running, so that a
+		// busy machine cannot let all rotations finish before any read.
+		waitReads := func(n int64) {
+			for deadline := time.Now().Add(10 * time.Second); reads.Load() < n && time.Now().Before(deadline); {
+				time.Sleep(time.Millisecond)
+			}
+		}
+		for i := range 3 {
+			waitReads(int64(4 * (i + 1)))
 			if _, err := m.RotateRoot(ctx); err != nil {
 				t.Fatal(err)
 			}
 		}
+		waitReads(16)
 		close(stop)
 		wg.Wait()
 		if failures.Load() > 0 || reads.Load() == 0 {
