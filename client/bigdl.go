@@ -122,8 +122,8 @@ type Status struct {
 // Status checks that the server answers GET / with BigDL's welcome text and
 // that it is ready (GET /readyz). When the server answers but is not ready
 // it returns the Status (Ready false) and the readiness error, which wraps
-// [ErrUnavailable] for kmsd (a BigDL server, which has no /readyz, gives
-// another error). When the server cannot be reached it returns a nil Status
+// [ErrUnavailable] for kmsd, and [ErrSealed] too while it waits for unseal
+// shares (a BigDL server, which has no /readyz, gives another error). When the server cannot be reached it returns a nil Status
 // and an error wrapping ErrUnavailable. An answer that is not BigDL's
 // welcome wraps [ErrMalformedResponse].
 func (c *Client) Status(ctx context.Context) (*Status, error) {

@@ -1,9 +1,25 @@
-// Package client is the Go SDK of kmsd: it speaks the BigDL KMS API (the
-// one BigDL PPML's Scala and Python clients use) over HTTPS.
+// Package client is the Go SDK of kmsd. It speaks two APIs over HTTPS:
+//
+//   - the BigDL KMS API, the one BigDL PPML's Scala and Python clients use:
+//     users, primary keys and named data keys stored by the server;
+//   - the native JSON API (/v1): primary keys with versions, rotation,
+//     scheduled deletion, encryption with an encryption context, envelope
+//     data keys, batches, and, for admins, users and the seal.
+//
+// BigDL methods take the user's credentials as arguments:
 //
 //	c, err := client.New("https://kms.example:9876", client.WithCAFile("ca.crt"))
 //	...
 //	key, err := c.DataKey(ctx, "alice", token, "pk", "dk")
+//
+// Native methods use the credential given to [New]:
+//
+//	c, err := client.New(url, client.WithCAFile("ca.crt"), client.WithToken("alice", token))
+//	...
+//	ct, err := c.Encrypt(ctx, "pk", plaintext, map[string]string{"file": "a.csv"})
+//
+// An admin client ([WithAdminToken]) manages users and the seal, and acts
+// on a user's keys through [Client.ForOwner].
 //
 // # Security
 //
@@ -14,28 +30,38 @@
 // The BigDL protocol carries the user's token in the query string. The
 // client never puts the request URL in the errors it returns (net/http
 // would), does not follow redirects with its own *http.Client, and
-// percent-encodes every value, so a token may hold any character.
+// percent-encodes every value, so a token may hold any character. The
+// native API sends the credential in the Authorization header only.
+//
+// Plaintexts and data keys returned to the caller are the caller's to
+// clear; the client clears its own copies of request and response bodies
+// (best effort: Go cannot guarantee erasure).
 //
 // # Errors
 //
 // Every failure the server reports is an [*Error] that unwraps to a sentinel
-// ([ErrNotFound], [ErrExists], [ErrInvalid], [ErrUnauthorized], ...), chosen
-// by the X-Kms-Error code header and, without one, by the HTTP status.
-// Connection failures wrap [ErrUnavailable].
+// ([ErrNotFound], [ErrExists], [ErrInvalid], [ErrUnauthorized],
+// [ErrForbidden], [ErrDisabled], [ErrDecrypt], [ErrSealed], ...), chosen
+// by the error code (the native API's JSON body, the BigDL API's
+// X-Kms-Error header) and, without one, by the HTTP status. Connection
+// failures wrap [ErrUnavailable]; so does [ErrSealed].
 //
 // # Timeouts and retries
 //
 // There is no hidden timeout: every method takes a context, and callers set
 // deadlines there (or on their own *http.Client). Only idempotent GETs
-// ([Client.DataKey], [Client.Status]) are retried, a few times with
-// backoff, when the server is unreachable or answers 502, 503 or 504;
-// creating a user or key never is, since a retried success would come back
-// as [ErrExists].
+// ([Client.DataKey], [Client.Status], [Client.DescribeKey],
+// [Client.ListKeys], [Client.ListUsers], [Client.SealStatus]) are retried,
+// a few times with backoff, when the server is unreachable or answers 502,
+// 503 or 504 (but not when it is sealed); creating a user or key never is,
+// since a retried success would come back as [ErrExists], and neither is
+// any other POST.
 //
 // # API maturity
 //
-// The methods for the BigDL API are stable. New options and methods may be
-// added as kmsd grows native APIs.
+// The methods for the BigDL API are stable. The native API's methods are
+// new and may still change before kmsd's first release that documents
+// them as stable; new options and methods may be added.
 //
 // # Concurrency
 //
@@ -55,8 +81,6 @@ import (
 	"os"
 	"strings"
 	"time"
-
-	"github.com/ppmlkms/kms/api"
 )
 
 // Client is a connection to one kmsd. Create it with [New].
@@ -65,6 +89,11 @@ type Client struct {
 	hc        *http.Client
 	userAgent string
 	retries   int
+	// bearer is the native API's Authorization header value, "" for none.
+	bearer string
+	// owner is the user whose keys native key calls act on (?owner=), set
+	// by ForOwner; "" for the caller's own keys.
+	owner string
 }
 
 // Option configures a [Client]; see the With* functions.
@@ -76,6 +105,7 @@ type options struct {
 	insecure  bool
 	userAgent string
 	retries   int
+	bearer    string
 }
 
 // WithHTTPClient makes the client send its requests with hc, e.g. to set a
@@ -178,7 +208,7 @@ func New(baseURL string, opts ...Option) (*Client, error) {
 	} else if o.roots != nil || o.insecure {
 		return nil, errors.New("client: WithHTTPClient excludes WithCAFile, WithRootCAs and WithInsecureSkipVerify; configure its transport")
 	}
-	return &Client{base: u, hc: hc, userAgent: o.userAgent, retries: o.retries}, nil
+	return &Client{base: u, hc: hc, userAgent: o.userAgent, retries: o.retries, bearer: o.bearer}, nil
 }
 
 func newHTTPClient(roots *x509.CertPool, insecure bool) *http.Client {
@@ -233,20 +263,31 @@ const maxBody = 64 << 10
 // do sends one request and returns the body of a 200 response, or an
 // *Error for any other status. GETs are retried on unavailability.
 func (c *Client) do(ctx context.Context, method string, u *url.URL) ([]byte, error) {
+	var body []byte
+	err := c.retry(ctx, method, func() (err error) {
+		body, err = c.once(ctx, method, u)
+		return err
+	})
+	return body, err
+}
+
+// retry calls f, and for a GET calls it again, after a backoff, while it
+// fails with ErrUnavailable (but not ErrSealed), up to c.retries times.
+func (c *Client) retry(ctx context.Context, method string, f func() error) error {
 	retries := 0
 	if method == http.MethodGet {
 		retries = c.retries
 	}
 	for attempt := 0; ; attempt++ {
-		body, err := c.once(ctx, method, u)
-		if err == nil || attempt >= retries || !errors.Is(err, ErrUnavailable) || ctx.Err() != nil {
-			return body, err
+		err := f()
+		if err == nil || attempt >= retries || !errors.Is(err, ErrUnavailable) || errors.Is(err, ErrSealed) || ctx.Err() != nil {
+			return err
 		}
 		t := time.NewTimer(backoff(attempt))
 		select {
 		case <-ctx.Done():
 			t.Stop()
-			return nil, err
+			return err
 		case <-t.C:
 		}
 	}
@@ -272,7 +313,7 @@ func (c *Client) once(ctx context.Context, method string, u *url.URL) ([]byte, e
 		return nil, transportError(err)
 	}
 	if resp.StatusCode != http.StatusOK {
-		return nil, newError(resp.StatusCode, resp.Header.Get(api.HeaderError), body)
+		return nil, newError(resp.StatusCode, resp.Header, body)
 	}
 	if len(body) > maxBody {
 		return nil, fmt.Errorf("kms: response longer than %d bytes: %w", maxBody, ErrMalformedResponse)

@@ -3,12 +3,14 @@ package client_test
 import (
 	"fmt"
 	"os"
+	"path/filepath"
 	"testing"
 
 	"github.com/ppmlkms/kms/internal/kmstest"
 )
 
-// The server that the examples talk to: a real kmsd, started once.
+// The server that the examples talk to: a real kmsd, started once, with an
+// admin identity (adminName, adminToken).
 var (
 	kmsURL    string // https://127.0.0.1:PORT
 	kmsCAFile string // its self-signed certificate
@@ -18,7 +20,18 @@ func TestMain(m *testing.M) { os.Exit(run(m)) }
 
 func run(m *testing.M) int {
 	defer kmstest.Cleanup()
-	s, err := kmstest.StartServer()
+	dir, err := os.MkdirTemp("", "client-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	defer os.RemoveAll(dir)
+	admins := filepath.Join(dir, "admins")
+	if err := os.WriteFile(admins, []byte(adminName+" "+adminHash()+"\n"), 0o600); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	s, err := kmstest.StartServer("-admin-tokens", admins, "-audit-log", "off")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

@@ -50,6 +50,7 @@ type Main struct {
 
 	seal            *seal.Manager
 	audit           *audit.Logger
+	attest          *attestListener // -attest-addr (attest.go)
 	stopMaintenance context.CancelFunc
 	maintained      chan struct{}
 }
@@ -117,12 +118,16 @@ func (m *Main) Run(ctx context.Context) error {
 	if err := m.openAudit(metrics); err != nil {
 		return err
 	}
-	handler := httpapi.New(httpapi.Config{Service: svc, Auth: authn, Admins: admins, Seal: m.seal,
-		Audit: m.audit, Metrics: metrics, Logger: m.Logger, AccessLog: cfg.AccessLog})
 	cert, err := m.loadCertificate()
 	if err != nil {
 		return err
 	}
+	attestMounts, err := m.setupAttest(ctx, attestDeps{svc: svc, store: istore, auth: authn, admins: admins, metrics: metrics, cert: cert})
+	if err != nil {
+		return err
+	}
+	handler := httpapi.New(httpapi.Config{Service: svc, Auth: authn, Admins: admins, Seal: m.seal,
+		Audit: m.audit, Metrics: metrics, Logger: m.Logger, AccessLog: cfg.AccessLog, Mount: attestMounts})
 	mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.stopMaintenance = cancel
 	m.maintained = make(chan struct{})
@@ -174,6 +179,7 @@ func (m *Main) Close() error {
 			errs = append(errs, err)
 		}
 	}
+	errs = append(errs, m.closeAttest())
 	if m.stopMaintenance != nil {
 		m.stopMaintenance()
 		<-m.maintained

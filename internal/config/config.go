@@ -61,6 +61,16 @@ type Config struct {
 	AccessLog bool   `json:"access-log"`
 	Dev       bool   `json:"dev"`
 
+	// Attestation (docs/attestation.md): enabled by a collateral source or
+	// the mock TEE. AttestAddr adds a listener serving BigDL's attestation
+	// service at its root (BigDL's port 9875); the API is always also under
+	// /attestation/ and /v1/attest/ on Addr.
+	AttestCollateralDir string `json:"attest-collateral-dir"`
+	AttestPCCSURL       string `json:"attest-pccs-url"`
+	AttestAllowMockTEE  bool   `json:"attest-allow-mock-tee"`
+	AttestAudience      string `json:"attest-audience"`
+	AttestAddr          string `json:"attest-addr"`
+
 	ReadHeaderTimeout Duration `json:"read-header-timeout"`
 	ReadTimeout       Duration `json:"read-timeout"`
 	WriteTimeout      Duration `json:"write-timeout"`
@@ -129,6 +139,11 @@ func fields() []field {
 		{"log-level", "log level: debug, info, warn or error", s(func(c *Config) *string { return &c.LogLevel })},
 		{"access-log", "log one line per request (path only, never the query)", b(func(c *Config) *bool { return &c.AccessLog })},
 		{"dev", "development mode: in-memory store and ephemeral root key, nothing persists", b(func(c *Config) *bool { return &c.Dev })},
+		{"attest-collateral-dir", "attestation: directory of Intel collateral (tcbinfo-<tee>-<fmspc>.json, qeidentity-<tee>.json, tcbinfo-chain.pem, CRLs)", s(func(c *Config) *string { return &c.AttestCollateralDir })},
+		{"attest-pccs-url", "attestation: Intel PCCS (or PCS) base URL to fetch collateral from, e.g. https://pccs:8081", s(func(c *Config) *string { return &c.AttestPCCSURL })},
+		{"attest-allow-mock-tee", "attestation: INSECURE, accept the mock TEE (development and CI only)", b(func(c *Config) *bool { return &c.AttestAllowMockTEE })},
+		{"attest-audience", "attestation: this KMS's identity bound into quotes (e.g. its URL); required with attestation", s(func(c *Config) *string { return &c.AttestAudience })},
+		{"attest-addr", "attestation: extra HTTPS listen address serving BigDL's attestation service at the root (e.g. :9875)", s(func(c *Config) *string { return &c.AttestAddr })},
 		{"read-header-timeout", "time to read request headers", d(func(c *Config) *Duration { return &c.ReadHeaderTimeout })},
 		{"read-timeout", "time to read a whole request", d(func(c *Config) *Duration { return &c.ReadTimeout })},
 		{"write-timeout", "time to write a response", d(func(c *Config) *Duration { return &c.WriteTimeout })},
@@ -264,10 +279,38 @@ func (c *Config) Validate() error {
 	if c.AuditFailClosed && c.AuditLog == "off" {
 		bad("audit-fail-closed needs an audit log")
 	}
+	c.validateAttest(bad)
 	if c.MaxHeaderBytes < 1024 {
 		bad("max-header-bytes must be at least 1024")
 	}
 	return errors.Join(errs...)
+}
+
+// AttestEnabled reports whether the attestation API is served: a
+// collateral source or the mock TEE is configured.
+func (c *Config) AttestEnabled() bool {
+	return c.AttestCollateralDir != "" || c.AttestPCCSURL != "" || c.AttestAllowMockTEE
+}
+
+func (c *Config) validateAttest(bad func(string, ...any)) {
+	if c.AttestCollateralDir != "" && c.AttestPCCSURL != "" {
+		bad("choose either attest-collateral-dir or attest-pccs-url")
+	}
+	if c.AttestPCCSURL != "" && !strings.HasPrefix(c.AttestPCCSURL, "https://") && !strings.HasPrefix(c.AttestPCCSURL, "http://") {
+		bad("attest-pccs-url must be an http:// or https:// URL")
+	}
+	if !c.AttestEnabled() {
+		if c.AttestAudience != "" || c.AttestAddr != "" {
+			bad("attest-audience and attest-addr need attestation: give attest-collateral-dir, attest-pccs-url or attest-allow-mock-tee")
+		}
+		return
+	}
+	if c.AttestAudience == "" {
+		bad("attestation needs attest-audience: the identity of this KMS that quotes are bound to (e.g. its URL)")
+	}
+	if c.AttestAddr != "" && c.AttestAddr == c.Addr && !strings.HasSuffix(c.Addr, ":0") {
+		bad("attest-addr must differ from addr")
+	}
 }
 
 func btoi(b bool) int {

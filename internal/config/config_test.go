@@ -188,13 +188,20 @@ func TestEveryFieldFromEachSource(t *testing.T) {
 		t.Run(f.name, func(t *testing.T) {
 			t.Parallel()
 			// Values and companion flags that keep the result valid.
-			valid := map[string]string{"store": "sqlite:x.db", "log-format": "json", "log-level": "warn", "seal": "shamir", "audit-log": "audit.log"}
+			valid := map[string]string{"store": "sqlite:x.db", "log-format": "json", "log-level": "warn", "seal": "shamir", "audit-log": "audit.log",
+				"attest-pccs-url": "https://pccs:8081"}
 			companions := map[string][]string{
 				"tls-cert":                      {"-tls-key=k.pem"},
 				"tls-key":                       {"-tls-cert=c.pem"},
 				"tls-pkcs12":                    {"-tls-pkcs12-password-env=PW"},
 				"tls-pkcs12-password-rsa-key":   {"-tls-pkcs12-password-encrypted=output.bin"},
 				"tls-pkcs12-password-encrypted": {"-tls-pkcs12-password-rsa-key=key.txt"},
+
+				"attest-collateral-dir": {"-attest-audience=kms"},
+				"attest-pccs-url":       {"-attest-audience=kms"},
+				"attest-allow-mock-tee": {"-attest-audience=kms"},
+				"attest-audience":       {"-attest-allow-mock-tee"},
+				"attest-addr":           {"-attest-allow-mock-tee", "-attest-audience=kms"},
 			}
 			var text string
 			var jsonValue any
@@ -263,6 +270,20 @@ func TestValidate(t *testing.T) {
 		{"valid/postgresql store", func(c *Config) { c.Store = "postgresql://db/kms" }, nil},
 		{"valid/log level in capitals", func(c *Config) { c.LogLevel = "DEBUG" }, nil},
 		{"valid/dev without data dir", func(c *Config) { c.Dev, c.DataDir = true, "" }, nil},
+		{"valid/attestation from a collateral dir", func(c *Config) { c.AttestCollateralDir, c.AttestAudience = "/col", "https://kms:9876" }, nil},
+		{"valid/attestation from a PCCS with its own listener", func(c *Config) {
+			c.AttestPCCSURL, c.AttestAudience, c.AttestAddr = "https://pccs:8081", "kms-a", ":9875"
+		}, nil},
+		{"valid/mock TEE", func(c *Config) { c.AttestAllowMockTEE, c.AttestAudience = true, "dev" }, nil},
+		{"attestation without audience", func(c *Config) { c.AttestCollateralDir = "/col" }, []string{"attestation needs attest-audience"}},
+		{"attestation with two collateral sources", func(c *Config) {
+			c.AttestCollateralDir, c.AttestPCCSURL, c.AttestAudience = "/col", "https://pccs", "kms"
+		}, []string{"choose either attest-collateral-dir or attest-pccs-url"}},
+		{"PCCS URL without scheme", func(c *Config) { c.AttestPCCSURL, c.AttestAudience = "pccs:8081", "kms" },
+			[]string{"attest-pccs-url must be an http:// or https:// URL"}},
+		{"attest listener without attestation", func(c *Config) { c.AttestAddr = ":9875" }, []string{"attest-audience and attest-addr need attestation"}},
+		{"attest listener on the main address", func(c *Config) { c.AttestAllowMockTEE, c.AttestAudience, c.AttestAddr = true, "dev", c.Addr },
+			[]string{"attest-addr must differ from addr"}},
 		{"tls-cert without tls-key", func(c *Config) { c.TLSCert = "c.pem" }, []string{"tls-cert and tls-key go together"}},
 		{"tls-key without tls-cert", func(c *Config) { c.TLSKey = "k.pem" }, []string{"tls-cert and tls-key go together"}},
 		{"pkcs12 and PEM", func(c *Config) { c.TLSPKCS12, c.TLSPKCS12PassEnv, c.TLSCert, c.TLSKey = "ks", "PW", "c", "k" },

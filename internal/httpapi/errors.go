@@ -88,6 +88,10 @@ func classify(err error) (status int, code, msg string, internal bool) {
 	return http.StatusInternalServerError, api.CodeInternal, "internal error", true
 }
 
+// Classify is classify for handlers mounted beside the route table (see
+// Config.Mount), so that their errors map through this one table too.
+func Classify(err error) (status int, code, msg string, internal bool) { return classify(err) }
+
 // writeError answers a BigDL route in BigDL's style: the message, a newline
 // and the usage line, as plain text; the code goes into a header.
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, rt *route, err error) int {

@@ -212,28 +212,33 @@ func (h *Handler) v1CancelDeletion(w http.ResponseWriter, r *http.Request, _ map
 	return h.nativeKey(w, r, func(o, n string) (kms.KeyInfo, error) { return h.cfg.Service.CancelKeyDeletion(r.Context(), o, n) })
 }
 
+// The bodies are decoded after authentication (in the op), so that a
+// caller without credentials always gets 401.
+
 func (h *Handler) v1ScheduleDeletion(w http.ResponseWriter, r *http.Request, _ map[string]string) error {
-	var req api.ScheduleDeletionRequest
-	if err := decodeJSON(r, &req); err != nil {
-		return err
-	}
 	return h.nativeKey(w, r, func(o, n string) (kms.KeyInfo, error) {
+		var req api.ScheduleDeletionRequest
+		if err := decodeJSON(r, &req); err != nil {
+			return kms.KeyInfo{}, err
+		}
 		return h.cfg.Service.ScheduleKeyDeletion(r.Context(), o, n, req.PendingWindowDays)
 	})
 }
 
 func (h *Handler) v1ConfigureKey(w http.ResponseWriter, r *http.Request, _ map[string]string) error {
-	var req api.ConfigureKeyRequest
-	if err := decodeJSON(r, &req); err != nil {
-		return err
-	}
-	var c kms.KeyConfig
-	c.MinDecryptionVersion = req.MinDecryptionVersion
-	if req.RotationPeriodSeconds != nil {
-		d := time.Duration(*req.RotationPeriodSeconds) * time.Second
-		c.RotationPeriod = &d
-	}
-	return h.nativeKey(w, r, func(o, n string) (kms.KeyInfo, error) { return h.cfg.Service.ConfigureKey(r.Context(), o, n, c) })
+	return h.nativeKey(w, r, func(o, n string) (kms.KeyInfo, error) {
+		var req api.ConfigureKeyRequest
+		if err := decodeJSON(r, &req); err != nil {
+			return kms.KeyInfo{}, err
+		}
+		var c kms.KeyConfig
+		c.MinDecryptionVersion = req.MinDecryptionVersion
+		if req.RotationPeriodSeconds != nil {
+			d := time.Duration(*req.RotationPeriodSeconds) * time.Second
+			c.RotationPeriod = &d
+		}
+		return h.cfg.Service.ConfigureKey(r.Context(), o, n, c)
+	})
 }
 
 // crypto runs a native cryptographic operation on the caller's key.
@@ -346,6 +351,9 @@ func (h *Handler) v1EncryptBatch(w http.ResponseWriter, r *http.Request, _ map[s
 		if len(req.Items) == 0 || len(req.Items) > kms.MaxBatch {
 			return 0, nil, kms.Errorf(kms.ErrInvalid, "a batch holds 1 to %d items", kms.MaxBatch)
 		}
+		if err := h.cfg.Service.CheckUsable(r.Context(), o, n); err != nil {
+			return 0, nil, err
+		}
 		for _, it := range req.Items {
 			ct, v, err := h.cfg.Service.Encrypt(r.Context(), o, n, it.Plaintext, it.Context)
 			item := api.BatchItem{Ciphertext: ct, KeyVersion: v}
@@ -368,6 +376,9 @@ func (h *Handler) v1DecryptBatch(w http.ResponseWriter, r *http.Request, _ map[s
 	err := h.crypto(r, "decrypt_batch", &req, func(o, n string) (int, map[string]string, error) {
 		if len(req.Items) == 0 || len(req.Items) > kms.MaxBatch {
 			return 0, nil, kms.Errorf(kms.ErrInvalid, "a batch holds 1 to %d items", kms.MaxBatch)
+		}
+		if err := h.cfg.Service.CheckUsable(r.Context(), o, n); err != nil {
+			return 0, nil, err
 		}
 		for _, it := range req.Items {
 			pt, v, err := h.cfg.Service.Decrypt(r.Context(), o, n, it.Ciphertext, it.Context)

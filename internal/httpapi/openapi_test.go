@@ -62,13 +62,13 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		}
 		var props []string
 		for p := range doc.Components.Schemas[name].Properties {
+			if name == "SealStatus" && p == "rotating_from" {
+				continue // sent beside api.SealStatus while a rotation runs
+			}
 			props = append(props, p)
 		}
 		sort.Strings(fields)
 		sort.Strings(props)
-		if name == "SealStatus" {
-			continue // the server's status carries rotating_from beyond api.SealStatus
-		}
 		if !reflect.DeepEqual(fields, props) {
 			t.Errorf("schema %s: documented %v, Go type has %v", name, props, fields)
 		}

@@ -46,6 +46,11 @@ type Config struct {
 	Audit *audit.Logger
 	// HashToken hashes a new user's token; auth.HashToken by default.
 	HashToken func(string) string
+	// Mount adds handlers served beside the route table, by ServeMux
+	// pattern (e.g. "/v1/attest/"): the attestation API. They get the
+	// root handler's path cleaning and apply their own limits, errors,
+	// metrics and audit.
+	Mount map[string]http.Handler
 }
 
 // route is one entry of the route table.
@@ -162,6 +167,9 @@ func New(cfg Config) *Handler {
 		}
 	}
 	h.mux.Handle("GET "+api.PathMetrics, promhttp.HandlerFor(cfg.Metrics.Registry, promhttp.HandlerOpts{}))
+	for pattern, mh := range cfg.Mount {
+		h.mux.Handle(pattern, mh)
+	}
 	h.mux.Handle("/", h.wrap(&route{pattern: "unmatched", handle: h.notFound}))
 	return h
 }

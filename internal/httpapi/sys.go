@@ -8,6 +8,7 @@ import (
 
 	"github.com/ppmlkms/kms/api"
 	"github.com/ppmlkms/kms/internal/kms"
+	"github.com/ppmlkms/kms/internal/seal"
 	"github.com/ppmlkms/kms/internal/shamir"
 )
 
@@ -28,7 +29,7 @@ func (h *Handler) v1SealStatus(w http.ResponseWriter, r *http.Request, _ map[str
 	if err := h.requireSeal(); err != nil {
 		return err
 	}
-	return writeJSON(w, http.StatusOK, h.cfg.Seal.Status())
+	return writeJSON(w, http.StatusOK, sealStatus(h.cfg.Seal.Status()))
 }
 
 func (h *Handler) v1Init(w http.ResponseWriter, r *http.Request, _ map[string]string) error {
@@ -74,16 +75,26 @@ func (h *Handler) unseal(r *http.Request) (api.SealStatus, error) {
 	if err := h.audit(r, id, "unseal", "", "", 0, nil, err); err != nil {
 		return api.SealStatus{}, err
 	}
-	return sealStatus(st.Initialized, st.Sealed, st.Shares, st.Threshold, st.Progress, st.RootVersion), nil
+	return sealStatus(st).SealStatus, nil
 }
 
-func sealStatus(init, sealed bool, shares, threshold, progress, root int) api.SealStatus {
+// sealStatusJSON is api.SealStatus plus the version a rotation in progress
+// rewraps away from, as docs/openapi.json documents it.
+type sealStatusJSON struct {
+	api.SealStatus
+	RotatingFrom int `json:"rotating_from,omitempty"`
+}
+
+func sealStatus(st seal.Status) sealStatusJSON {
+	// Auto mode initialises at start: only a Shamir server is ever
+	// uninitialised.
 	mode := "shamir"
-	if threshold == 0 {
+	if st.Initialized && st.Threshold == 0 {
 		mode = "auto"
 	}
-	return api.SealStatus{Initialized: init, Sealed: sealed, Mode: mode, Shares: shares,
-		Threshold: threshold, Progress: progress, RootVersion: root}
+	return sealStatusJSON{SealStatus: api.SealStatus{Initialized: st.Initialized, Sealed: st.Sealed, Mode: mode,
+		Shares: st.Shares, Threshold: st.Threshold, Progress: st.Progress, RootVersion: st.RootVersion,
+		Rotating: st.RotatingFrom != 0}, RotatingFrom: st.RotatingFrom}
 }
 
 func (h *Handler) v1Unseal(w http.ResponseWriter, r *http.Request, _ map[string]string) error {

@@ -47,6 +47,19 @@ func (s *Service) usableMeta(ctx context.Context, owner, name string) (KeyMeta, 
 	return m, checkUsable(name, m)
 }
 
+// CheckUsable returns nil if owner's key name exists and is enabled, and
+// otherwise the error an operation on it would return (ErrNotFound,
+// ErrDisabled), so that a batch on such a key fails as a whole, like a
+// single request.
+func (s *Service) CheckUsable(ctx context.Context, owner, name string) error {
+	_, err := s.usableMeta(ctx, owner, name)
+	var complete *Error
+	if errors.Is(err, ErrNotFound) && !errors.As(err, &complete) {
+		return Errorf(ErrNotFound, "primaryKey [%s] does not exist", name)
+	}
+	return err
+}
+
 // forgetKey drops cached metadata of a key after a local change.
 func (s *Service) forgetKey(owner, name string) {
 	s.mu.Lock()

@@ -140,12 +140,24 @@ func (s *Service) CreateKey(ctx context.Context, owner, name string, opt KeyOpti
 		return KeyInfo{}, Errorf(ErrExists, "primaryKey [%s] already exists", name)
 	}
 	if err := s.CreatePrimaryKey(ctx, owner, name); err != nil {
+		// An admin may name an owner that does not exist: say so, not that
+		// the key does not exist.
+		if errors.Is(err, ErrNotFound) {
+			if _, uerr := s.store.User(ctx, owner); errors.Is(uerr, ErrNotFound) {
+				return KeyInfo{}, Errorf(ErrNotFound, "user [%s] does not exist", owner)
+			}
+		}
 		return KeyInfo{}, err
 	}
-	m := KeyMeta{State: KeyEnabled, RotationPeriod: opt.RotationPeriod, LastRotated: s.now().UTC()}
-	b, _ := json.Marshal(m)
-	if _, err := s.store.PutDoc(ctx, Doc{Kind: docKey, ID: keyDocID(owner, name), Value: b, Updated: s.now().UTC()}); err != nil && !errors.Is(err, ErrExists) {
-		return KeyInfo{}, err
+	// CreatePrimaryKey wrote the metadata document: update it, or the
+	// period would be lost.
+	if opt.RotationPeriod > 0 {
+		if _, err := s.updateKeyMeta(ctx, owner, name, func(m *KeyMeta) error {
+			m.RotationPeriod = opt.RotationPeriod
+			return nil
+		}); err != nil {
+			return KeyInfo{}, err
+		}
 	}
 	return s.DescribeKey(ctx, owner, name)
 }

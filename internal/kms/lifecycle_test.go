@@ -333,3 +333,32 @@ func TestUsageLimitRotates(t *testing.T) {
 		t.Fatalf("after 3 encryptions: version %d, counts %v", info.Latest(), info.Meta.Encryptions)
 	}
 }
+
+// TestCheckUsable is the check a batch makes once before its items.
+func TestCheckUsable(t *testing.T) {
+	ctx := t.Context()
+	svc, _ := newService(t, kms.ServiceOptions{})
+	err := svc.CheckUsable(ctx, "alice", "pk")
+	wantErr(t, "unknown key", err, kms.ErrNotFound, "primaryKey [pk] does not exist")
+	if _, err := svc.CreateKey(ctx, "alice", "pk", kms.KeyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.CheckUsable(ctx, "alice", "pk"); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.CheckUsable(ctx, "bob", "pk"); !errors.Is(err, kms.ErrNotFound) {
+		t.Fatalf("another owner's key: %v", err)
+	}
+	if _, err := svc.SetKeyEnabled(ctx, "alice", "pk", false); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, "disabled key", svc.CheckUsable(ctx, "alice", "pk"), kms.ErrDisabled, "is disabled")
+}
+
+// TestCreateKeyUnknownOwner: an admin naming an owner that does not exist
+// is told so.
+func TestCreateKeyUnknownOwner(t *testing.T) {
+	svc, _ := newService(t, kms.ServiceOptions{})
+	_, err := svc.CreateKey(t.Context(), "ghost", "pk", kms.KeyOptions{})
+	wantErr(t, "key of an unknown owner", err, kms.ErrNotFound, "user [ghost] does not exist")
+}

@@ -81,6 +81,7 @@ type cached struct {
 	pk      PrimaryKey
 	dk      DataKey
 	meta    KeyMeta
+	guarded bool // 'r' entries: the key has a release policy (release.go)
 	expires time.Time
 }
 
@@ -189,13 +190,18 @@ func (s *Service) CreateDataKey(ctx context.Context, owner, primary, name string
 }
 
 // DataKey returns the plaintext of owner's data key name under primary key
-// primary. It returns an error wrapping ErrInvalid, ErrNotFound, or
-// ErrDecrypt if stored material does not open (tampering, wrong root key).
+// primary. It returns an error wrapping ErrInvalid, ErrNotFound,
+// ErrForbidden if the primary key has a release policy (its data keys leave
+// only through ReleaseDataKey), or ErrDecrypt if stored material does not
+// open (tampering, wrong root key).
 func (s *Service) DataKey(ctx context.Context, owner, primary, name string) ([]byte, error) {
 	if err := validateDataKeyNames(primary, name); err != nil {
 		return nil, err
 	}
 	if _, err := s.usableMeta(ctx, owner, primary); err != nil {
+		return nil, s.result("get_data_key", "primaryKey", primary, err)
+	}
+	if err := s.releaseGuard(ctx, owner, primary); err != nil {
 		return nil, s.result("get_data_key", "primaryKey", primary, err)
 	}
 	dk, err := s.dataKeyRecord(ctx, owner, primary, name)
@@ -296,7 +302,7 @@ func (s *Service) primaryKeyRecord(ctx context.Context, owner, name string, vers
 
 // recKey names a cached record without building a string per lookup.
 type recKey struct {
-	kind    byte // 'd' data key, 'p' primary key version, 'm' key metadata
+	kind    byte // 'd' data key, 'p' primary key version, 'm' key metadata, 'r' release guard
 	owner   string
 	a, b    string
 	version int

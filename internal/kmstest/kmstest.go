@@ -20,6 +20,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -49,6 +50,7 @@ type Server struct {
 	ownDir  bool
 	once    sync.Once
 	closed  error
+	waited  atomic.Bool // Wait saw the process exit: Close does not report it
 }
 
 // Start runs kmsd with a data directory in t.TempDir() and the extra
@@ -56,7 +58,31 @@ type Server struct {
 // if kmsd does not start.
 func Start(t testing.TB, args ...string) *Server {
 	t.Helper()
-	s, err := start(t.TempDir(), false, args)
+	return StartWith(t, Options{Args: args})
+}
+
+// Options configure [StartWith].
+type Options struct {
+	// DataDir is the data directory; "" means a new t.TempDir(). Pass the
+	// DataDir of a stopped Server to restart kmsd on the same state.
+	DataDir string
+	// Args are extra command-line arguments.
+	Args []string
+	// Env holds extra KEY=VALUE environment variables. Unlike the test
+	// process's own KMS_* variables, which never reach kmsd, these may set
+	// KMS_* (for example KMS_TEST_CRASH_AT).
+	Env []string
+}
+
+// StartWith is [Start] with options. It fails the test if kmsd does not
+// start.
+func StartWith(t testing.TB, opt Options) *Server {
+	t.Helper()
+	dir := opt.DataDir
+	if dir == "" {
+		dir = t.TempDir()
+	}
+	s, err := start(dir, false, opt.Args, opt.Env...)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -85,14 +111,14 @@ func StartServer(args ...string) (*Server, error) {
 	return s, err
 }
 
-func start(dataDir string, ownDir bool, args []string) (*Server, error) {
+func start(dataDir string, ownDir bool, args []string, env ...string) (*Server, error) {
 	bin, err := Binary()
 	if err != nil {
 		return nil, err
 	}
 	args = append([]string{"-addr", "127.0.0.1:0", "-data-dir", dataDir, "-log-format", "json"}, args...)
 	cmd := exec.Command(bin, args...)
-	cmd.Env = cleanEnv()
+	cmd.Env = append(cleanEnv(), env...)
 	setProcAttr(cmd)
 	addr := make(chan string, 1)
 	s := &Server{DataDir: dataDir, CAFile: filepath.Join(dataDir, "tls.crt"), cmd: cmd,
@@ -134,6 +160,25 @@ func (s *Server) loadCA() error {
 // Logs returns what the server has logged so far (JSON lines).
 func (s *Server) Logs() string { return s.logs.String() }
 
+// Wait waits up to timeout for kmsd to exit by itself, as it does at a
+// crash point (KMS_TEST_CRASH_AT), and returns its exit status. It returns
+// an error if kmsd is still running after timeout or was killed by a
+// signal. Once Wait has seen the exit, Close no longer reports it as
+// unclean.
+func (s *Server) Wait(timeout time.Duration) (int, error) {
+	select {
+	case <-s.exited:
+	case <-time.After(timeout):
+		return -1, fmt.Errorf("kmstest: kmsd still running after %v", timeout)
+	}
+	s.waited.Store(true)
+	code := s.cmd.ProcessState.ExitCode()
+	if code < 0 {
+		return code, fmt.Errorf("kmstest: kmsd did not exit normally: %v", s.waitErr)
+	}
+	return code, nil
+}
+
 // Close stops the server with SIGTERM (SIGKILL after 20 seconds) and
 // reports an unclean exit. It removes the data directory if StartServer
 // created it. Close is idempotent.
@@ -147,7 +192,7 @@ func (s *Server) Close() error {
 			<-s.exited
 			s.closed = errors.New("kmsd ignored SIGTERM; killed")
 		}
-		if s.closed == nil && s.waitErr != nil {
+		if s.closed == nil && s.waitErr != nil && !s.waited.Load() {
 			s.closed = fmt.Errorf("kmsd exited uncleanly: %v", s.waitErr)
 		}
 		if s.ownDir {
