@@ -344,19 +344,23 @@ func batchItemError(err error) *api.Error {
 	return &api.Error{Code: code, Message: msg}
 }
 
-func (h *Handler) v1EncryptBatch(w http.ResponseWriter, r *http.Request, _ map[string]string) error {
-	var req api.EncryptBatchRequest
+// batch runs one operation per item on the caller's key, after checking
+// the batch as a whole (size, key usable), so that a batch on a missing or
+// disabled key fails like a single request; item errors are reported per
+// item, through the same code table.
+func batch[T any](h *Handler, w http.ResponseWriter, r *http.Request, op string, items func() []T,
+	do func(owner, name string, item T) (api.BatchItem, error), req any) error {
 	var resp api.BatchResponse
-	err := h.crypto(r, "encrypt_batch", &req, func(o, n string) (int, map[string]string, error) {
-		if len(req.Items) == 0 || len(req.Items) > kms.MaxBatch {
+	err := h.crypto(r, op, req, func(o, n string) (int, map[string]string, error) {
+		its := items()
+		if len(its) == 0 || len(its) > kms.MaxBatch {
 			return 0, nil, kms.Errorf(kms.ErrInvalid, "a batch holds 1 to %d items", kms.MaxBatch)
 		}
 		if err := h.cfg.Service.CheckUsable(r.Context(), o, n); err != nil {
 			return 0, nil, err
 		}
-		for _, it := range req.Items {
-			ct, v, err := h.cfg.Service.Encrypt(r.Context(), o, n, it.Plaintext, it.Context)
-			item := api.BatchItem{Ciphertext: ct, KeyVersion: v}
+		for _, it := range its {
+			item, err := do(o, n, it)
 			if err != nil {
 				item = api.BatchItem{Error: batchItemError(err)}
 			}
@@ -370,28 +374,20 @@ func (h *Handler) v1EncryptBatch(w http.ResponseWriter, r *http.Request, _ map[s
 	return writeJSON(w, http.StatusOK, resp)
 }
 
+func (h *Handler) v1EncryptBatch(w http.ResponseWriter, r *http.Request, _ map[string]string) error {
+	var req api.EncryptBatchRequest
+	return batch(h, w, r, "encrypt_batch", func() []api.EncryptRequest { return req.Items },
+		func(o, n string, it api.EncryptRequest) (api.BatchItem, error) {
+			ct, v, err := h.cfg.Service.Encrypt(r.Context(), o, n, it.Plaintext, it.Context)
+			return api.BatchItem{Ciphertext: ct, KeyVersion: v}, err
+		}, &req)
+}
+
 func (h *Handler) v1DecryptBatch(w http.ResponseWriter, r *http.Request, _ map[string]string) error {
 	var req api.DecryptBatchRequest
-	var resp api.BatchResponse
-	err := h.crypto(r, "decrypt_batch", &req, func(o, n string) (int, map[string]string, error) {
-		if len(req.Items) == 0 || len(req.Items) > kms.MaxBatch {
-			return 0, nil, kms.Errorf(kms.ErrInvalid, "a batch holds 1 to %d items", kms.MaxBatch)
-		}
-		if err := h.cfg.Service.CheckUsable(r.Context(), o, n); err != nil {
-			return 0, nil, err
-		}
-		for _, it := range req.Items {
+	return batch(h, w, r, "decrypt_batch", func() []api.DecryptRequest { return req.Items },
+		func(o, n string, it api.DecryptRequest) (api.BatchItem, error) {
 			pt, v, err := h.cfg.Service.Decrypt(r.Context(), o, n, it.Ciphertext, it.Context)
-			item := api.BatchItem{Plaintext: pt, KeyVersion: v}
-			if err != nil {
-				item = api.BatchItem{Error: batchItemError(err)}
-			}
-			resp.Results = append(resp.Results, item)
-		}
-		return 0, nil, nil
-	})
-	if err != nil {
-		return err
-	}
-	return writeJSON(w, http.StatusOK, resp)
+			return api.BatchItem{Plaintext: pt, KeyVersion: v}, err
+		}, &req)
 }
