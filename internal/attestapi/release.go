@@ -61,7 +61,10 @@ func (h *Handler) release(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeStrict(r, &req); err != nil {
 		return err
 	}
-	keyName := id + "/" + req.Key.PrimaryKey + "/" + req.Key.DataKey
+	keyName := id // the key, once its names are known to be valid
+	if kms.ValidateName("", req.Key.PrimaryKey) == nil && kms.ValidateName("", req.Key.DataKey) == nil {
+		keyName += "/" + req.Key.PrimaryKey + "/" + req.Key.DataKey
+	}
 	res, out, err := h.attestedRelease(r.Context(), id, &req)
 	h.count("release", res, err)
 	insecure := res != nil && res.Insecure

@@ -109,6 +109,11 @@ func (s *Service) Decrypt(ctx context.Context, owner, name string, ciphertext []
 	if err != nil {
 		return nil, 0, s.result("decrypt", "primaryKey", name, err)
 	}
+	// Ciphertexts under a key with a release policy (data keys made by
+	// generate-data-key) leave only through attested release.
+	if err := s.releaseGuard(ctx, owner, name); err != nil {
+		return nil, 0, s.result("decrypt", "primaryKey", name, err)
+	}
 	v, err := keyring.CiphertextVersion(ciphertext)
 	if err != nil {
 		return nil, 0, s.result("decrypt", "ciphertext", name, Errorf(ErrDecrypt, "ciphertext does not decrypt"))
@@ -141,6 +146,11 @@ func (s *Service) Decrypt(ctx context.Context, owner, name string, ciphertext []
 func (s *Service) GenerateDataKey(ctx context.Context, owner, name string, n int, context map[string]string, withPlaintext bool) (plaintext, ciphertext []byte, version int, err error) {
 	if n < 16 || n > MaxDataKeyBytes {
 		return nil, nil, 0, Errorf(ErrInvalid, "data key size must be between 16 and %d bytes", MaxDataKeyBytes)
+	}
+	if withPlaintext {
+		if err := s.releaseGuard(ctx, owner, name); err != nil {
+			return nil, nil, 0, s.result("generate_data_key", "primaryKey", name, err)
+		}
 	}
 	dk := make([]byte, n)
 	rand.Read(dk)

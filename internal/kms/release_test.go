@@ -3,6 +3,7 @@ package kms_test
 import (
 	"bytes"
 	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -106,5 +107,33 @@ func TestReleasePolicyChanges(t *testing.T) {
 	}
 	if _, err := a.DataKey(ctx, "alice", "pk", "dk"); err != nil {
 		t.Fatalf("DataKey after the policy was removed: %v", err)
+	}
+}
+
+// TestReleasePolicyGuardsNativePlaintext: with a release policy, the native
+// API hands out no plaintext either: decrypt and generate-data-key with
+// plaintext are refused, generate-data-key-without-plaintext still works.
+func TestReleasePolicyGuardsNativePlaintext(t *testing.T) {
+	ctx := t.Context()
+	svc, _ := newService(t, kms.ServiceOptions{})
+	if _, err := svc.CreateKey(ctx, "alice", "pk", kms.KeyOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	ct, _, err := svc.Encrypt(ctx, "alice", "pk", []byte("secret"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	policy := []byte(`{"tee":"sgx","sgx":{"mrenclave":["` + strings.Repeat("ab", 32) + `"]}}`)
+	if err := svc.SetReleasePolicy(ctx, "alice", "pk", policy, false); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := svc.Decrypt(ctx, "alice", "pk", ct, nil); !errors.Is(err, kms.ErrForbidden) {
+		t.Fatalf("decrypt under a release policy: %v", err)
+	}
+	if _, _, _, err := svc.GenerateDataKey(ctx, "alice", "pk", 32, nil, true); !errors.Is(err, kms.ErrForbidden) {
+		t.Fatalf("generate-data-key with plaintext under a release policy: %v", err)
+	}
+	if _, ct2, _, err := svc.GenerateDataKey(ctx, "alice", "pk", 32, nil, false); err != nil || len(ct2) == 0 {
+		t.Fatalf("generate-data-key-without-plaintext: %v", err)
 	}
 }
