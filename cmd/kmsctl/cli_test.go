@@ -251,7 +251,7 @@ COMP_WORDS=("$@"); COMP_CWORD=$(($# - 1)); _kmsctl; echo "${COMPREPLY[*]}"`, "ba
 		want  string
 	}{
 		{[]string{"kmsctl", "data-key", ""}, "create get"},
-		{[]string{"kmsctl", "enc"}, "encrypt"},
+		{[]string{"kmsctl", "enc"}, "encrypt encrypt-data"},
 		{[]string{"kmsctl", "encrypt", "--format", "s"}, "stream"},
 		{[]string{"kmsctl", "decrypt", "--key-"}, "--key-file"},
 		{[]string{"kmsctl", "completion", "f"}, "fish"},

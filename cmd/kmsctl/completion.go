@@ -64,9 +64,13 @@ func subcommands() map[string][]string {
 
 const (
 	formatWords = "auto bigdl bigdl-old nativeaescbc stream"
-	keyWords    = "rsa-3072 rsa-4096 ecdsa-p256"
+	keyWords    = "rsa-3072 rsa-4096 ecdsa-p256" // --key of the secrets commands only
 	pkcs12Words = "legacy modern"
+	specWords   = "AES_256 AES_128"
 )
+
+// verbWords are the first positional words of commands that take a verb.
+var verbWords = map[string]string{"admin users": "list disable enable rotate-token"}
 
 func writeBash(w io.Writer, zsh bool) {
 	if zsh {
@@ -85,13 +89,14 @@ _kmsctl() {
     done
     case "$prev" in
         --format|-format) COMPREPLY=($(compgen -W "%s" -- "$cur")); return ;;
-        --key|-key) COMPREPLY=($(compgen -W "%s" -- "$cur")); return ;;
+        --key|-key) COMPREPLY=(); [[ "$cmd" == secrets ]] && COMPREPLY=($(compgen -W "%s" -- "$cur")); return ;;
         --pkcs12|-pkcs12) COMPREPLY=($(compgen -W "%s" -- "$cur")); return ;;
+        --spec|-spec) COMPREPLY=($(compgen -W "%s" -- "$cur")); return ;;
     esac
     local words
     case "$cmd" in
         "") words="%s %s" ;;
-`, map[bool]string{false: "bash", true: "zsh"}[zsh], formatWords, keyWords, pkcs12Words,
+`, map[bool]string{false: "bash", true: "zsh"}[zsh], formatWords, keyWords, pkcs12Words, specWords,
 		strings.Join(commandNames(), " "), strings.Join(flagNames(nil), " "))
 	subs := subcommands()
 	firsts := make([]string, 0, len(subs))
@@ -108,7 +113,11 @@ _kmsctl() {
 		fmt.Fprintf(w, "                \"\") words=\"%s\" ;;\n", strings.Join(subs[first], " "))
 		for _, second := range subs[first] {
 			cmd, _ := lookup([]string{first, second})
-			fmt.Fprintf(w, "                %s) words=\"%s\" ;;\n", second, strings.Join(flagNames(cmd), " "))
+			words := flagNames(cmd)
+			if v := verbWords[cmd.name]; v != "" {
+				words = append(strings.Fields(v), words...)
+			}
+			fmt.Fprintf(w, "                %s) words=\"%s\" ;;\n", second, strings.Join(words, " "))
 		}
 		fmt.Fprint(w, "            esac ;;\n")
 	}
@@ -143,7 +152,11 @@ func writeFish(w io.Writer) {
 		fmt.Fprintf(w, "complete -c kmsctl -n __fish_use_subcommand -a %s -d %s\n", name, fishQuote(shorts[name]))
 	}
 	fmt.Fprint(w, "complete -c kmsctl -n '__fish_seen_subcommand_from completion' -a 'bash zsh fish'\n")
-	fmt.Fprint(w, "complete -c kmsctl -n '__fish_seen_subcommand_from encrypt decrypt' -F\n")
+	fmt.Fprint(w, "complete -c kmsctl -n '__fish_seen_subcommand_from encrypt decrypt encrypt-data decrypt-data reencrypt-data' -F\n")
+	for name, verbs := range verbWords {
+		first, second, _ := strings.Cut(name, " ")
+		fmt.Fprintf(w, "complete -c kmsctl -n '__fish_seen_subcommand_from %s; and __fish_seen_subcommand_from %s' -a '%s'\n", first, second, verbs)
+	}
 	for _, cmd := range commands {
 		words := strings.Fields(cmd.name)
 		cond := "__fish_seen_subcommand_from " + words[len(words)-1]
@@ -154,16 +167,21 @@ func writeFish(w io.Writer) {
 			name := strings.TrimPrefix(f, "--")
 			extra := " -r"
 			switch name {
-			case "insecure", "force", "create-data-key", "random-password":
+			case "insecure", "force", "create-data-key", "random-password", "json", "no-plaintext":
 				extra = ""
 			case "format":
 				extra = " -x -a '" + formatWords + "'"
 			case "key":
-				extra = " -x -a '" + keyWords + "'"
+				if words[0] == "secrets" {
+					extra = " -x -a '" + keyWords + "'"
+				}
 			case "pkcs12":
 				extra = " -x -a '" + pkcs12Words + "'"
+			case "spec":
+				extra = " -x -a '" + specWords + "'"
 			case "config", "token-file", "cacert", "key-file", "output", "out",
-				"password-file", "api-key-file", "password-dir":
+				"password-file", "api-key-file", "password-dir",
+				"admin-token-file", "batch", "plaintext-out", "share-dir":
 				extra = " -r -F"
 			}
 			fmt.Fprintf(w, "complete -c kmsctl -n '%s' -l %s%s\n", cond, name, extra)

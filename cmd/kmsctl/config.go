@@ -48,6 +48,8 @@ type cmdOpts struct {
 
 	// The secrets commands.
 	secrets secretsOpts
+	// The native API, admin and sys commands.
+	native nativeOpts
 
 	set        map[string]bool // flags given on the command line
 	stdinTaken string          // what already reads stdin, to refuse a second reader
@@ -83,6 +85,10 @@ type fileConfig struct {
 	TokenFile string `json:"token-file"`
 	CACert    string `json:"cacert"`
 	Insecure  bool   `json:"insecure"`
+	// Admin and AdminTokenFile are the admin credential of the native
+	// API's admin operations. There is no inline admin token.
+	Admin          string `json:"admin"`
+	AdminTokenFile string `json:"admin-token-file"`
 }
 
 // settings is the resolved connection configuration.
@@ -96,6 +102,11 @@ type settings struct {
 	envToken     string
 	configToken  string
 	configTokenF string
+	// The admin credential (see adminToken), resolved like the user's.
+	admin             string
+	adminTokenFile    string // --admin-token-file, then KMS_ADMIN_TOKEN_FILE
+	envAdminToken     string
+	configAdminTokenF string
 }
 
 // resolve merges defaults < config file < environment < flags.
@@ -109,6 +120,7 @@ func (o *cmdOpts) resolve(c *cli) (*settings, error) {
 		s.server, s.user, s.insecure = fc.Server, fc.User, fc.Insecure
 		s.cacert = relTo(dir, fc.CACert)
 		s.configToken, s.configTokenF = fc.Token, relTo(dir, fc.TokenFile)
+		s.admin, s.configAdminTokenF = fc.Admin, relTo(dir, fc.AdminTokenFile)
 	}
 	env := func(name string, dst *string) {
 		if v := c.getenv(name); v != "" {
@@ -120,6 +132,9 @@ func (o *cmdOpts) resolve(c *cli) (*settings, error) {
 	env("KMS_CACERT", &s.cacert)
 	env("KMS_TOKEN_FILE", &s.tokenFile)
 	s.envToken = c.getenv("KMS_TOKEN")
+	env("KMS_ADMIN", &s.admin)
+	env("KMS_ADMIN_TOKEN_FILE", &s.adminTokenFile)
+	s.envAdminToken = c.getenv("KMS_ADMIN_TOKEN")
 	if v := c.getenv("KMS_INSECURE"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -136,6 +151,8 @@ func (o *cmdOpts) resolve(c *cli) (*settings, error) {
 	flagStr("user", o.user, &s.user)
 	flagStr("cacert", o.cacert, &s.cacert)
 	flagStr("token-file", o.tokenFile, &s.tokenFile)
+	flagStr("admin", o.native.admin, &s.admin)
+	flagStr("admin-token-file", o.native.adminTokenFile, &s.adminTokenFile)
 	if o.set["insecure"] {
 		s.insecure = o.insecure
 	}
@@ -209,9 +226,10 @@ func serverURL(s string) string {
 	return "https://" + s
 }
 
-// client returns a client for the resolved settings.
-func (s *settings) client(c *cli) (*client.Client, error) {
-	opts := []client.Option{client.WithUserAgent("kmsctl/" + versionString())}
+// client returns a client for the resolved settings, with extra options
+// such as a native API credential.
+func (s *settings) client(c *cli, extra ...client.Option) (*client.Client, error) {
+	opts := append([]client.Option{client.WithUserAgent("kmsctl/" + versionString())}, extra...)
 	switch {
 	case s.insecure:
 		fmt.Fprintln(c.stderr, "kmsctl: warning: TLS certificate verification is off (--insecure); tokens and keys can be intercepted")

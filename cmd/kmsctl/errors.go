@@ -30,7 +30,7 @@ func flagError(err error) error {
 
 // integrityErrors are the errors of an input that is not an intact
 // ciphertext (bad tag, tampered, truncated, malformed): exit code 7.
-var integrityErrors = []error{ppml.ErrAuth, ppml.ErrFormat, ppml.ErrMixedKeys, stream.ErrAuth, stream.ErrFormat}
+var integrityErrors = []error{ppml.ErrAuth, ppml.ErrFormat, ppml.ErrMixedKeys, stream.ErrAuth, stream.ErrFormat, client.ErrDecrypt}
 
 // exitCode maps an error to kmsctl's documented exit codes.
 func exitCode(err error) int {
@@ -42,8 +42,15 @@ func exitCode(err error) int {
 		return exitUsage
 	case errors.Is(err, client.ErrNotFound):
 		return exitNotFound
-	case errors.Is(err, client.ErrExists):
+	case errors.Is(err, client.ErrExists), errors.Is(err, client.ErrConflict):
+		// Both are HTTP 409; a proxy that drops the error code leaves
+		// only the status, which the client reads as ErrExists.
 		return exitExists
+	case errors.Is(err, client.ErrDisabled):
+		// Not an authentication failure: the credential is right, but
+		// the key (or user) is switched off. Checked before ErrForbidden
+		// although kmsd sends both with HTTP 403.
+		return exitDisabled
 	case errors.Is(err, client.ErrUnauthorized), errors.Is(err, client.ErrForbidden), errors.Is(err, client.ErrThrottled):
 		return exitAuth
 	case errors.Is(err, client.ErrUnavailable):

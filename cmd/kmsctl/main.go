@@ -34,6 +34,7 @@ const (
 	exitAuth        = 5
 	exitUnavailable = 6
 	exitIntegrity   = 7
+	exitDisabled    = 8
 )
 
 func main() {
@@ -88,6 +89,8 @@ var commands []*command
 func init() {
 	commands = append(commands, keyCommands...)
 	commands = append(commands, cryptCommands...)
+	commands = append(commands, nativeCommands()...)
+	commands = append(commands, attestCommand())
 	commands = append(commands, secretsCommands...)
 	commands = append(commands, &command{
 		name: "completion", args: "bash|zsh|fish", short: "print a shell completion script",
@@ -230,6 +233,8 @@ var secretFlags = map[string]string{
 	"password": "--password-file FILE, --password-file - (stdin), the interactive prompt, " +
 		"or --random-password (secrets generate-keys)",
 	"api-key": "--api-key-file FILE or --api-key-file - (stdin)",
+	"admin-token": "--admin-token-file FILE, --admin-token-file - (stdin), KMS_ADMIN_TOKEN, KMS_ADMIN_TOKEN_FILE, " +
+		"the config file or the interactive prompt",
 }
 
 // refuseSecretFlags rejects a token, password or api key given on the
@@ -270,6 +275,9 @@ func (c *cli) help(args []string) error {
 // groupHelp introduces the commands that share a first word, for
 // "kmsctl help <first word>".
 var groupHelp = map[string]string{
+	"key":   keyGroupHelp,
+	"admin": adminGroupHelp,
+	"sys":   sysGroupHelp,
 	"secrets": "The secrets commands make the Kubernetes Secrets of a BigDL PPML cluster, in\n" +
 		"place of generate-keys.sh, generate-password.sh and kubectl create secret:\n" +
 		"manifests for kubectl apply -f, and the files inside them. They work offline\n" +
@@ -331,7 +339,9 @@ KMS_TOKEN, KMS_TOKEN_FILE, KMS_CACERT, KMS_INSECURE), the config file
 (--config, default ~/.config/kmsctl/config.json), defaults. The token is never
 a flag: it comes from --token-file FILE, --token-file - (stdin), KMS_TOKEN,
 KMS_TOKEN_FILE, the config file, or a prompt without echo when stdin is a
-terminal.
+terminal. Admin commands (and --admin or --owner) use KMS_ADMIN and the admin
+token from --admin-token-file, KMS_ADMIN_TOKEN, KMS_ADMIN_TOKEN_FILE, the config
+file's admin-token-file, or a prompt.
 `
 
 const exitHelp = `
@@ -340,11 +350,16 @@ Exit codes:
   1  failure not listed below
   2  usage error (bad flags or arguments, missing token, unusable password)
   3  not found (user, primary key or data key)
-  4  already exists (user, primary key or data key)
-  5  authentication failed (unknown user, wrong token, throttled)
-  6  server unavailable (cannot connect, or the server is not ready)
-  7  integrity failure: the input is not an intact encrypted file
-     (bad tag, tampered, truncated or malformed)
+  4  already exists (user, primary key or data key), or a conflicting
+     concurrent change (two rotations of a key at once; re-read and retry)
+  5  authentication failed (unknown user, wrong token, throttled), or not
+     allowed (a user on an admin operation or on another owner's keys)
+  6  server unavailable (cannot connect, not ready, or sealed)
+  7  integrity failure: the input is not an intact encrypted file or
+     ciphertext (bad tag, tampered, truncated, malformed, or the wrong key or
+     encryption context)
+  8  disabled: the primary key is disabled or scheduled for deletion, or
+     the user is disabled
 `
 
 func (c *cli) commandUsage(w io.Writer, cmd *command) {

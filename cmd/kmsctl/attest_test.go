@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/hex"
+	"strings"
+	"testing"
+
+	"github.com/ppmlkms/kms/client"
+	"github.com/ppmlkms/kms/internal/kmstest"
+)
+
+// runAttestCmd runs "kmsctl attest release args..." as dispatch would once
+// the command is registered, with env as the environment.
+func runAttestCmd(t *testing.T, env map[string]string, args ...string) (stdout, stderr string, code int) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	c := &cli{stdin: strings.NewReader(""), stdout: &out, stderr: &errb, stdinTerminal: -1,
+		getenv: func(k string) string { return env[k] }}
+	cmd := attestCommand()
+	o := newCmdOpts()
+	fs := newFlagSet("kmsctl "+cmd.name, c)
+	o.registerConnection(fs)
+	cmd.flags(fs, o)
+	positional, err := parseInterleaved(fs, args)
+	if err == nil {
+		o.markSet(fs)
+		err = cmd.run(context.Background(), c, o, positional)
+	} else {
+		err = flagError(err)
+	}
+	if err != nil {
+		errb.WriteString("kmsctl: " + err.Error() + "\n")
+	}
+	return out.String(), errb.String(), exitCode(err)
+}
+
+func TestAttestRelease(t *testing.T) {
+	s := kmstest.Start(t, "-attest-allow-mock-tee", "-attest-audience", "https://kms.test")
+	ctx := t.Context()
+	const tok = "kmsctl-attest-token"
+	cl, err := client.New(s.URL, client.WithRootCAs(s.CAPool), client.WithToken("alice", tok))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cl.CreateUser(ctx, "alice", tok); err != nil {
+		t.Fatal(err)
+	}
+	for _, step := range []error{cl.CreatePrimaryKey(ctx, "alice", tok, "pk"), cl.CreateDataKey(ctx, "alice", tok, "pk", "dk")} {
+		if step != nil {
+			t.Fatal(step)
+		}
+	}
+	key, err := cl.DataKeyString(ctx, "alice", tok, "pk", "dk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mr := strings.Repeat("5a", 32)
+	if _, err := cl.SetReleasePolicy(ctx, "pk", []byte(`{"tee":"mock","sgx":{"mrenclave":["`+mr+`"]}}`)); err != nil {
+		t.Fatal(err)
+	}
+	env := map[string]string{"KMS_SERVER": s.URL, "KMS_USER": "alice", "KMS_TOKEN": tok, "KMS_CACERT": s.CAFile}
+
+	out, errs, code := runAttestCmd(t, env, "--primary-key", "pk", "--data-key", "dk", "--tee", "mock", "--mock-mrenclave", mr)
+	if code != exitOK || out != key+"\n" {
+		t.Fatalf("release: code %d, stdout %q, stderr %q; want the key %s", code, out, errs, key)
+	}
+	if !strings.Contains(errs, "MOCK TEE") {
+		t.Errorf("no insecure warning: %q", errs)
+	}
+	if _, err := base64.StdEncoding.DecodeString(strings.TrimSpace(out)); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name string
+		args []string
+		want int
+	}{
+		{"5/policy mismatch", []string{"--primary-key", "pk", "--data-key", "dk", "--tee", "mock", "--mock-mrenclave", hex.EncodeToString(make([]byte, 32))}, exitAuth},
+		{"5/p256 and wrong audience", []string{"--primary-key", "pk", "--data-key", "dk", "--tee", "mock", "--curve", "p256", "--audience", "https://other"}, exitAuth},
+		{"2/no tee", []string{"--primary-key", "pk", "--data-key", "dk"}, exitUsage},
+		{"2/bad tee", []string{"--primary-key", "pk", "--data-key", "dk", "--tee", "sev"}, exitUsage},
+		{"2/no data key", []string{"--primary-key", "pk", "--tee", "mock"}, exitUsage},
+		{"2/short measurement", []string{"--primary-key", "pk", "--data-key", "dk", "--tee", "mock", "--mock-mrenclave", "ab"}, exitUsage},
+		{"1/not in gramine", []string{"--primary-key", "pk", "--data-key", "dk", "--tee", "gramine", "--attestation-dir", t.TempDir()}, exitFailure},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, errs, code := runAttestCmd(t, env, tc.args...)
+			if code != tc.want {
+				t.Fatalf("exit %d, want %d; stderr %q", code, tc.want, errs)
+			}
+		})
+	}
+}
