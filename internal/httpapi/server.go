@@ -207,7 +207,8 @@ func (h *Handler) wrap(rt *route) http.Handler {
 		elapsed := time.Since(start)
 		rt.count(m, r.Method, status)
 		rt.latency.Observe(elapsed.Seconds())
-		if h.cfg.AccessLog {
+		// Probes would add a line every few seconds per pod: not logged.
+		if h.cfg.AccessLog && rt.pattern != api.PathHealthz && rt.pattern != api.PathReadyz {
 			// The query carries tokens: only the path is logged.
 			h.cfg.Logger.LogAttrs(r.Context(), slog.LevelInfo, "request",
 				slog.String("method", r.Method), slog.String("path", r.URL.Path),
