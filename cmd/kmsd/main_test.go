@@ -414,10 +414,15 @@ func TestThrottling(t *testing.T) {
 }
 
 func TestNoSecretsInLogs(t *testing.T) {
-	s := start(t, t.TempDir())
+	dir := t.TempDir()
+	s := start(t, dir, "-access-log=true")
 	key := s.seed(t, "alice", "pk1", "dk1")
 	s.do(t, "GET", "/dataKey/dk1?user=alice&token=wrong-secret&primaryKeyName=pk1")
-	logs := s.logs.String()
+	auditLog, err := os.ReadFile(filepath.Join(dir, "audit.log"))
+	if err != nil || !strings.Contains(string(auditLog), `"operation":"get_data_key"`) {
+		t.Fatalf("audit log: %v\n%s", err, auditLog)
+	}
+	logs := s.logs.String() + string(auditLog)
 	for _, secret := range []string{tok, "wrong-secret", key, "token="} {
 		if strings.Contains(logs, secret) {
 			t.Fatalf("log contains %q:\n%s", secret, logs)
