@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"flag"
 	"fmt"
@@ -48,6 +49,7 @@ type Main struct {
 	devDir   string
 	getenv   func(string) string
 
+	clientCAs       *x509.CertPool
 	seal            *seal.Manager
 	audit           *audit.Logger
 	attest          *attestListener // -attest-addr (attest.go)
@@ -126,7 +128,11 @@ func (m *Main) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	handler := httpapi.New(httpapi.Config{Service: svc, Auth: authn, Admins: admins, Seal: m.seal,
+	clientIDs, err := m.loadClientIdentities()
+	if err != nil {
+		return err
+	}
+	handler := httpapi.New(httpapi.Config{Service: svc, Auth: authn, Admins: admins, Seal: m.seal, ClientIdentities: clientIDs,
 		Audit: m.audit, Metrics: metrics, Logger: m.Logger, AccessLog: cfg.AccessLog, Mount: attestMounts})
 	mctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	m.stopMaintenance = cancel
@@ -149,7 +155,7 @@ func (m *Main) serve(ctx context.Context, h http.Handler, cert tls.Certificate) 
 	m.listener = ln
 	m.server = &http.Server{
 		Handler:           h,
-		TLSConfig:         certs.ServerConfig(cert),
+		TLSConfig:         m.tlsConfig(cert),
 		ReadHeaderTimeout: time.Duration(cfg.ReadHeaderTimeout),
 		ReadTimeout:       time.Duration(cfg.ReadTimeout),
 		WriteTimeout:      time.Duration(cfg.WriteTimeout),
@@ -368,4 +374,57 @@ type slogWriter struct{ l *slog.Logger }
 func (w slogWriter) Write(p []byte) (int, error) {
 	w.l.Debug(strings.TrimSpace(string(p)), "component", "http")
 	return len(p), nil
+}
+
+// tlsConfig is the server's TLS configuration, with optional mutual TLS:
+// client certificates are requested, verified against -tls-client-ca when
+// given, and never required (token clients keep working).
+func (m *Main) tlsConfig(cert tls.Certificate) *tls.Config {
+	c := certs.ServerConfig(cert)
+	if m.clientCAs != nil {
+		c.ClientCAs = m.clientCAs
+		c.ClientAuth = tls.VerifyClientCertIfGiven
+	}
+	return c
+}
+
+// loadClientIdentities reads -tls-client-ca and -tls-client-identities:
+// "<certificate common name> <user>" or "<common name> admin/<name>" per
+// line, '#' comments.
+func (m *Main) loadClientIdentities() (map[string]string, error) {
+	cfg := &m.Config
+	if cfg.TLSClientCA == "" {
+		return nil, nil
+	}
+	pem, err := os.ReadFile(cfg.TLSClientCA)
+	if err != nil {
+		return nil, fmt.Errorf("client CA: %w", err)
+	}
+	m.clientCAs = x509.NewCertPool()
+	if !m.clientCAs.AppendCertsFromPEM(pem) {
+		return nil, fmt.Errorf("client CA %s: no PEM certificate", cfg.TLSClientCA)
+	}
+	b, err := os.ReadFile(cfg.ClientIdentities)
+	if err != nil {
+		return nil, fmt.Errorf("client identities: %w", err)
+	}
+	ids := map[string]string{}
+	for i, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		j := strings.LastIndexByte(line, ' ')
+		if j < 0 {
+			return nil, fmt.Errorf("client identities %s line %d: want \"<common name> <user or admin/name>\"", cfg.ClientIdentities, i+1)
+		}
+		cn, principal := strings.TrimSpace(line[:j]), line[j+1:]
+		name := strings.TrimPrefix(principal, "admin/")
+		if cn == "" || kms.ValidateName("identity", name) != nil {
+			return nil, fmt.Errorf("client identities %s line %d: bad common name or identity", cfg.ClientIdentities, i+1)
+		}
+		ids[cn] = principal
+	}
+	m.Logger.Info("mutual TLS enabled", "client_identities", len(ids))
+	return ids, nil
 }

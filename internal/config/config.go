@@ -46,7 +46,11 @@ type Config struct {
 	// generated key file) or "shamir" (start sealed; unseal with shares).
 	Seal        string `json:"seal"`
 	RootKeyFile string `json:"root-key-file"`
-	RootKeyEnv  string `json:"root-key-env"`
+	// Optional mutual TLS: client certificates signed by TLSClientCA and
+	// named in ClientIdentities authenticate as users or admins.
+	TLSClientCA      string `json:"tls-client-ca"`
+	ClientIdentities string `json:"tls-client-identities"`
+	RootKeyEnv       string `json:"root-key-env"`
 
 	// AdminTokens names a file of admin identities, one per line:
 	// "<name> <argon2id hash>" (kmsctl admin hash-token makes the hash).
@@ -129,6 +133,8 @@ func fields() []field {
 		{"tls-pkcs12-password-rsa-key", "PPML ssl-password Secret: key.txt, the RSA key that decrypts tls-pkcs12-password-encrypted", s(func(c *Config) *string { return &c.TLSPKCS12PassRSAKey })},
 		{"tls-pkcs12-password-encrypted", "PPML ssl-password Secret: output.bin, the PKCS#12 password encrypted to tls-pkcs12-password-rsa-key", s(func(c *Config) *string { return &c.TLSPKCS12PassEncrypted })},
 		{"seal", "auto (root key from a file or variable) or shamir (start sealed, unseal with shares)", s(func(c *Config) *string { return &c.Seal })},
+		{"tls-client-ca", "PEM CA certificates that sign client certificates (enables optional mutual TLS)", s(func(c *Config) *string { return &c.TLSClientCA })},
+		{"tls-client-identities", "file mapping client certificate common names to identities: \"<CN> <user>\" or \"<CN> admin/<name>\" per line", s(func(c *Config) *string { return &c.ClientIdentities })},
 		{"root-key-file", "root key file, base64 (default <data-dir>/root.key, created on first start)", s(func(c *Config) *string { return &c.RootKeyFile })},
 		{"root-key-env", "environment variable holding the base64 root key, e.g. ROOT_KEY as in BigDL", s(func(c *Config) *string { return &c.RootKeyEnv })},
 		{"admin-tokens", "file of admin identities, one \"<name> <argon2id hash>\" per line (kmsctl admin hash-token)", s(func(c *Config) *string { return &c.AdminTokens })},
@@ -246,6 +252,9 @@ func (c *Config) Validate() error {
 	}
 	if c.Seal == "shamir" && (c.RootKeyFile != "" || c.RootKeyEnv != "" || c.Dev) {
 		bad("seal shamir takes no root-key-file, root-key-env or dev")
+	}
+	if (c.TLSClientCA == "") != (c.ClientIdentities == "") {
+		bad("tls-client-ca and tls-client-identities go together")
 	}
 	if c.RootKeyFile != "" && c.RootKeyEnv != "" {
 		bad("choose either root-key-file or root-key-env")

@@ -194,6 +194,8 @@ func TestEveryFieldFromEachSource(t *testing.T) {
 				"tls-cert":                      {"-tls-key=k.pem"},
 				"tls-key":                       {"-tls-cert=c.pem"},
 				"tls-pkcs12":                    {"-tls-pkcs12-password-env=PW"},
+				"tls-client-ca":                 {"-tls-client-identities=ids.txt"},
+				"tls-client-identities":         {"-tls-client-ca=ca.pem"},
 				"tls-pkcs12-password-rsa-key":   {"-tls-pkcs12-password-encrypted=output.bin"},
 				"tls-pkcs12-password-encrypted": {"-tls-pkcs12-password-rsa-key=key.txt"},
 

@@ -30,6 +30,11 @@ func (id identity) String() string {
 // the URL on the native API.
 func (h *Handler) bearer(r *http.Request) (identity, error) {
 	v := r.Header.Get("Authorization")
+	if v == "" {
+		if id, ok, err := h.certIdentity(r); ok || err != nil {
+			return id, err
+		}
+	}
 	cred, ok := strings.CutPrefix(v, "Bearer ")
 	if !ok {
 		return identity{}, kms.Errorf(kms.ErrPermission, "missing bearer credentials: send Authorization: Bearer <user>:<token>")
@@ -54,6 +59,27 @@ func (h *Handler) bearer(r *http.Request) (identity, error) {
 		return identity{}, err
 	}
 	return identity{user: principal}, nil
+}
+
+// certIdentity maps a client certificate that the TLS layer verified
+// against -tls-client-ca to its configured principal. A user principal must
+// exist and be enabled; an admin principal is configured, not stored.
+func (h *Handler) certIdentity(r *http.Request) (identity, bool, error) {
+	if len(h.cfg.ClientIdentities) == 0 || r.TLS == nil || len(r.TLS.VerifiedChains) == 0 {
+		return identity{}, false, nil
+	}
+	cn := r.TLS.VerifiedChains[0][0].Subject.CommonName
+	principal, ok := h.cfg.ClientIdentities[cn]
+	if !ok {
+		return identity{}, false, nil
+	}
+	if name, ok := strings.CutPrefix(principal, "admin/"); ok {
+		return identity{admin: name}, true, nil
+	}
+	if err := h.cfg.Service.UserEnabled(r.Context(), principal); err != nil {
+		return identity{}, true, err
+	}
+	return identity{user: principal}, true, nil
 }
 
 // owner is whose keys a request acts on: the user's own, or for an admin

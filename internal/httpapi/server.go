@@ -46,6 +46,11 @@ type Config struct {
 	Audit *audit.Logger
 	// HashToken hashes a new user's token; auth.HashToken by default.
 	HashToken func(string) string
+	// ClientIdentities maps the common name of a verified client
+	// certificate (mutual TLS) to a principal: a user name or
+	// "admin/<name>". A request with a mapped certificate and no
+	// Authorization header authenticates as that principal.
+	ClientIdentities map[string]string
 	// Mount adds handlers served beside the route table, by ServeMux
 	// pattern (e.g. "/v1/attest/"): the attestation API. They get the
 	// root handler's path cleaning and apply their own limits, errors,

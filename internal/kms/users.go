@@ -1,6 +1,9 @@
 package kms
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // ListUsers returns every user (for admins); token hashes are cleared.
 func (s *Service) ListUsers(ctx context.Context) ([]User, error) {
@@ -35,4 +38,20 @@ func (s *Service) SetUserToken(ctx context.Context, name, tokenHash string) erro
 	}
 	u.TokenHash = tokenHash
 	return s.result("set_user_token", "user", name, s.store.UpdateUser(ctx, u))
+}
+
+// UserEnabled returns nil if the user exists and is enabled (for identities
+// proven by a client certificate instead of a token), and otherwise an
+// error wrapping ErrPermission or ErrDisabled.
+func (s *Service) UserEnabled(ctx context.Context, name string) error {
+	u, err := s.store.User(ctx, name)
+	switch {
+	case errors.Is(err, ErrNotFound):
+		return Errorf(ErrPermission, "client certificate maps to user [%s], who does not exist", name)
+	case err != nil:
+		return err
+	case u.Disabled:
+		return Errorf(ErrDisabled, "user [%s] is disabled", name)
+	}
+	return nil
 }
