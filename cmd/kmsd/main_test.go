@@ -533,3 +533,32 @@ func TestConfigErrors(t *testing.T) {
 		t.Fatalf("got %v", err)
 	}
 }
+
+// TestFailedNativeAuthenticationAudited: a wrong bearer token on the native
+// API leaves an audit record, without the token.
+func TestFailedNativeAuthenticationAudited(t *testing.T) {
+	dir := t.TempDir()
+	s := start(t, dir)
+	s.seed(t, "alice", "pk1", "dk1")
+	req, _ := http.NewRequestWithContext(t.Context(), "GET", s.url+"/v1/keys/pk1", nil)
+	req.Header.Set("Authorization", "Bearer alice:not-the-token")
+	resp, err := s.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Fatalf("wrong token: %d", resp.StatusCode)
+	}
+	s.close(t) // drain the audit log
+	b, err := os.ReadFile(filepath.Join(dir, "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), `"operation":"authenticate"`) || !strings.Contains(string(b), `"result":"unauthorized"`) {
+		t.Fatalf("no audit record of the failed authentication:\n%s", b)
+	}
+	if strings.Contains(string(b), "not-the-token") {
+		t.Fatal("the audit log holds the presented token")
+	}
+}

@@ -29,6 +29,16 @@ func (id identity) String() string {
 // principal is a user name or "admin/<name>". Credentials never travel in
 // the URL on the native API.
 func (h *Handler) bearer(r *http.Request) (identity, error) {
+	id, err := h.authenticateBearer(r)
+	if err != nil {
+		// Failed attempts on the native API are audited too (identity
+		// empty, result the error code); the credentials never are.
+		h.audit(r, identity{}, "authenticate", "", "", 0, nil, err)
+	}
+	return id, err
+}
+
+func (h *Handler) authenticateBearer(r *http.Request) (identity, error) {
 	v := r.Header.Get("Authorization")
 	if v == "" {
 		if id, ok, err := h.certIdentity(r); ok || err != nil {
