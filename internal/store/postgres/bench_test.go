@@ -1,78 +1,20 @@
 package postgres
 
 import (
-	"context"
-	"fmt"
-	"sync/atomic"
 	"testing"
-	"time"
 
-	"github.com/ppmlkms/kms/internal/kms"
+	"github.com/ppmlkms/kms/internal/store/storetest"
 )
 
-// benchParallelism is goroutines per GOMAXPROCS in the parallel benchmarks:
-// kmsd serves many requests at once, and durable commits only reach their
-// throughput when the server can group them.
-const benchParallelism = 16
-
-// benchStore opens a store on a fresh schema with a user and a primary key.
+// benchStore opens a store on a fresh schema.
 func benchStore(b *testing.B) *DB {
 	_, dsn := newSchema(b)
-	s := openStore(b, dsn, Options{MaxOpenConns: 64})
-	ctx := context.Background()
-	now := time.Now()
-	if err := s.CreateUser(ctx, kms.User{Name: "bench", TokenHash: "h", Created: now}); err != nil {
-		b.Fatal(err)
-	}
-	pk := kms.PrimaryKey{Owner: "bench", Name: "pk", Version: 1, RootVersion: 1, Wrapped: make([]byte, 65), Created: now}
-	if err := s.CreatePrimaryKey(ctx, pk); err != nil {
-		b.Fatal(err)
-	}
-	return s
+	return openStore(b, dsn, Options{MaxOpenConns: 64})
 }
 
 // BenchmarkCreateDataKeyParallel measures durable data key creates from
-// many goroutines, each one an INSERT committed by the server.
-func BenchmarkCreateDataKeyParallel(b *testing.B) {
-	s := benchStore(b)
-	var n atomic.Int64
-	wrapped := make([]byte, 61)
-	b.SetParallelism(benchParallelism)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		ctx := context.Background()
-		for pb.Next() {
-			k := kms.DataKey{Owner: "bench", Primary: "pk", Name: fmt.Sprint("dk", n.Add(1)),
-				PrimaryVersion: 1, Wrapped: wrapped, Created: time.Now()}
-			if err := s.CreateDataKey(ctx, k); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "creates/s")
-}
+// many goroutines, each one committed by the server.
+func BenchmarkCreateDataKeyParallel(b *testing.B) { storetest.BenchCreateDataKeys(b, benchStore(b)) }
 
 // BenchmarkDataKeyRead measures data key reads from many goroutines.
-func BenchmarkDataKeyRead(b *testing.B) {
-	s := benchStore(b)
-	ctx := context.Background()
-	const keys = 1000
-	for i := range keys {
-		k := kms.DataKey{Owner: "bench", Primary: "pk", Name: fmt.Sprint("dk", i), PrimaryVersion: 1,
-			Wrapped: make([]byte, 61), Created: time.Now()}
-		if err := s.CreateDataKey(ctx, k); err != nil {
-			b.Fatal(err)
-		}
-	}
-	var n atomic.Int64
-	b.SetParallelism(benchParallelism)
-	b.ResetTimer()
-	b.RunParallel(func(pb *testing.PB) {
-		for pb.Next() {
-			if _, err := s.DataKey(ctx, "bench", "pk", fmt.Sprint("dk", n.Add(1)%keys)); err != nil {
-				b.Fatal(err)
-			}
-		}
-	})
-	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "reads/s")
-}
+func BenchmarkDataKeyRead(b *testing.B) { storetest.BenchReadDataKeys(b, benchStore(b)) }
