@@ -12,8 +12,9 @@ import (
 	"github.com/ppmlkms/kms/client"
 )
 
-// attestOpts are the flags of "attest release" (kept here, not in
-// cmdOpts, so that the command stays in one file).
+// attestOpts are the flags of "attest release". They live in cmdOpts
+// (o.attest), which each run makes afresh: a closure-captured value would be
+// shared by every run in the process.
 type attestOpts struct {
 	tee, dir, audience string
 	curve              string
@@ -27,7 +28,6 @@ type attestOpts struct {
 // attestCommand returns "kmsctl attest release": the workload side of
 // attestation-gated key release. Register it in the command table.
 func attestCommand() *command {
-	a := &attestOpts{}
 	return &command{
 		name: "attest release", short: "release a data key to this attested enclave or TD", kms: true,
 		long: "Run inside the workload. Gets a challenge from kmsd, makes an ephemeral key pair\n" +
@@ -41,6 +41,7 @@ func attestCommand() *command {
 			"Exit codes: 5 when kmsd refuses the evidence (attestation or policy), 1 for a used\n" +
 			"or expired nonce (run again).",
 		flags: func(fs *flag.FlagSet, o *cmdOpts) {
+			a := &o.attest
 			primaryKeyFlag(fs, o)
 			fs.StringVar(&o.dataKey, "data-key", "", "data key `name`")
 			fs.StringVar(&a.tee, "tee", "", "quote source: gramine, tdx or mock")
@@ -56,7 +57,7 @@ func attestCommand() *command {
 			fs.BoolVar(&o.force, "force", false, "overwrite --output if it exists")
 		},
 		run: func(ctx context.Context, c *cli, o *cmdOpts, args []string) error {
-			return runAttestRelease(ctx, c, o, a, args)
+			return runAttestRelease(ctx, c, o, &o.attest, args)
 		},
 	}
 }

@@ -50,6 +50,8 @@ type cmdOpts struct {
 	secrets secretsOpts
 	// The native API, admin and sys commands.
 	native nativeOpts
+	// attest release.
+	attest attestOpts
 
 	set        map[string]bool // flags given on the command line
 	stdinTaken string          // what already reads stdin, to refuse a second reader
