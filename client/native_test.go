@@ -404,7 +404,8 @@ func TestNativeUsersAndSys(t *testing.T) {
 
 // TestKeyRotation: a new version is used at once for new ciphertexts and
 // data keys, old ciphertexts and BigDL data keys keep working, and raising
-// min_decryption_version refuses old ciphertexts with a clear error.
+// min_decryption_version refuses old ciphertexts and BigDL data keys with a
+// clear error.
 func TestKeyRotation(t *testing.T) {
 	t.Parallel()
 	k := startKMS(t, kmstest.Options{})
@@ -461,6 +462,15 @@ func TestKeyRotation(t *testing.T) {
 		t.Fatalf("unclear error: %v", err)
 	}
 	wantErr(t, "rewrap of version 1 after retirement", must0(alice.ReEncrypt(ctx, "pk", api.ReEncryptRequest{Ciphertext: ct1.Ciphertext})), client.ErrInvalid, 400)
+	// A BigDL data key wrapped by version 1 is retired with it; one made
+	// after the rotation is not.
+	_, err = k.anon.DataKey(ctx, "alice", "alice-token", "pk", "dk1")
+	if !errors.Is(err, client.ErrInvalid) || !strings.Contains(err.Error(), "dataKey [dk1] is wrapped by version 1") {
+		t.Fatalf("BigDL data key of version 1 after retirement: %v", err)
+	}
+	if got := must(k.anon.DataKey(ctx, "alice", "alice-token", "pk", "dk2"))(t); len(got) != 16 {
+		t.Fatalf("BigDL data key of version 2 after retirement: %d bytes", len(got))
+	}
 	for _, c := range [][]byte{ct2.Ciphertext, re.Ciphertext} {
 		must(alice.Decrypt(ctx, "pk", c, nil))(t)
 	}

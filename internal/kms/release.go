@@ -97,7 +97,8 @@ func (s *Service) ReleaseDataKey(ctx context.Context, owner, primary, name strin
 	if err := validateDataKeyNames(primary, name); err != nil {
 		return nil, 0, err
 	}
-	if _, err := s.usableMeta(ctx, owner, primary); err != nil {
+	m, err := s.usableMeta(ctx, owner, primary)
+	if err != nil {
 		return nil, 0, s.result(op, "primaryKey", primary, err)
 	}
 	guarded, err := s.guarded(ctx, owner, primary)
@@ -108,6 +109,9 @@ func (s *Service) ReleaseDataKey(ctx context.Context, owner, primary, name strin
 		return nil, 0, s.result(op, "primaryKey", primary, err)
 	}
 	dk, err := s.dataKeyRecord(ctx, owner, primary, name)
+	if err == nil {
+		err = dataKeyDecryptable(m, dk)
+	}
 	if err != nil {
 		return nil, 0, s.result(op, "dataKey", name, err)
 	}

@@ -198,13 +198,17 @@ func (s *Service) DataKey(ctx context.Context, owner, primary, name string) ([]b
 	if err := validateDataKeyNames(primary, name); err != nil {
 		return nil, err
 	}
-	if _, err := s.usableMeta(ctx, owner, primary); err != nil {
+	m, err := s.usableMeta(ctx, owner, primary)
+	if err != nil {
 		return nil, s.result("get_data_key", "primaryKey", primary, err)
 	}
 	if err := s.releaseGuard(ctx, owner, primary); err != nil {
 		return nil, s.result("get_data_key", "primaryKey", primary, err)
 	}
 	dk, err := s.dataKeyRecord(ctx, owner, primary, name)
+	if err == nil {
+		err = dataKeyDecryptable(m, dk)
+	}
 	if err != nil {
 		return nil, s.result("get_data_key", "dataKey", name, err)
 	}
@@ -225,6 +229,18 @@ func (s *Service) DataKey(ctx context.Context, owner, primary, name string) ([]b
 
 // Ready reports whether the store answers.
 func (s *Service) Ready(ctx context.Context) error { return s.store.Ping(ctx) }
+
+// dataKeyDecryptable refuses a stored data key wrapped by a primary key
+// version below the key's minimum decryption version: raising it retires
+// the old versions on every route, the BigDL one included, as it does for
+// ciphertexts.
+func dataKeyDecryptable(m KeyMeta, dk DataKey) error {
+	if dk.PrimaryVersion < m.MinDecryptionVersion {
+		return Errorf(ErrInvalid, "dataKey [%s] is wrapped by version %d of primaryKey [%s], below its minimum decryption version %d",
+			dk.Name, dk.PrimaryVersion, dk.Primary, m.MinDecryptionVersion)
+	}
+	return nil
+}
 
 func validateDataKeyNames(primary, name string) error {
 	if err := ValidateName("primaryKeyName", primary); err != nil {
