@@ -57,6 +57,9 @@ const (
 	// CodeNoReleasePolicy: the key has no release policy, so it cannot be
 	// released to an attested workload.
 	CodeNoReleasePolicy = "no_release_policy"
+	// CodeNotExportable: the request asks for a primary key itself, which
+	// was not created exportable.
+	CodeNotExportable = "not_exportable"
 )
 
 // AttestChallengeResponse answers POST /v1/attest/challenge: a single-use
@@ -72,10 +75,14 @@ type AttestChallengeResponse struct {
 }
 
 // AttestKeyRef names the key to release: data key DataKey under the
-// caller's primary key PrimaryKey.
+// caller's primary key PrimaryKey, or, with DataKey empty, the primary key
+// itself (32 bytes), which must have been created exportable. Version picks
+// the primary key version to export (0: the newest); it must be 0 for a
+// data key, whose version is the one that wraps it.
 type AttestKeyRef struct {
 	PrimaryKey string `json:"primary_key"`
-	DataKey    string `json:"data_key"`
+	DataKey    string `json:"data_key,omitempty"`
+	Version    int    `json:"version,omitempty"`
 }
 
 // AttestReleaseRequest is the body of POST /v1/attest/release.
@@ -109,7 +116,8 @@ type AttestReleaseResponse struct {
 	KEM        uint16 `json:"kem"`
 	KDF        uint16 `json:"kdf"`
 	AEAD       uint16 `json:"aead"`
-	// KeyVersion is the version of the primary key that wraps the data key.
+	// KeyVersion is the version of the primary key that wraps the data key,
+	// or, for an exported primary key, the version exported.
 	KeyVersion int `json:"key_version"`
 	// TEE is "sgx", "tdx" or "mock".
 	TEE         string   `json:"tee"`
@@ -152,6 +160,8 @@ func AttestReportData(nonce, spkiDER []byte, audience string) [64]byte {
 //
 // where lp(s) is s prefixed with its length as a big-endian uint16 and
 // version is the primary key version wrapping the data key, big-endian.
+// For an exported primary key dataKey is "" (lp("") is 0x0000: a data key
+// name is never empty) and version is the version exported.
 // It binds the sealed key to its name and version and to the attestation
 // session (the nonce), so a wrapped key cannot be passed off as another.
 func AttestReleaseInfo(owner, primary string, version int, dataKey string, nonce []byte) []byte {

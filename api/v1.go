@@ -40,16 +40,18 @@ type KeyVersion struct {
 
 // Key describes a primary key. It never carries key material.
 type Key struct {
-	Owner                 string       `json:"owner"`
-	Name                  string       `json:"name"`
-	State                 string       `json:"state"` // enabled, disabled, pending_deletion, destroyed
-	LatestVersion         int          `json:"latest_version"`
-	MinDecryptionVersion  int          `json:"min_decryption_version"`
-	RotationPeriodSeconds int64        `json:"rotation_period_seconds,omitempty"`
-	LastRotated           *time.Time   `json:"last_rotated,omitempty"`
-	DeletionDate          *time.Time   `json:"deletion_date,omitempty"`
-	Created               time.Time    `json:"created"`
-	Versions              []KeyVersion `json:"versions"`
+	Owner                 string     `json:"owner"`
+	Name                  string     `json:"name"`
+	State                 string     `json:"state"` // enabled, disabled, pending_deletion, destroyed
+	LatestVersion         int        `json:"latest_version"`
+	MinDecryptionVersion  int        `json:"min_decryption_version"`
+	RotationPeriodSeconds int64      `json:"rotation_period_seconds,omitempty"`
+	LastRotated           *time.Time `json:"last_rotated,omitempty"`
+	DeletionDate          *time.Time `json:"deletion_date,omitempty"`
+	// Exportable: the key itself can be released to an attested workload.
+	Exportable bool         `json:"exportable,omitempty"`
+	Created    time.Time    `json:"created"`
+	Versions   []KeyVersion `json:"versions"`
 }
 
 // KeyList is the body of GET /v1/keys.
@@ -61,6 +63,11 @@ type KeyList struct {
 type CreateKeyRequest struct {
 	Name                  string `json:"name"`
 	RotationPeriodSeconds int64  `json:"rotation_period_seconds,omitempty"`
+	// Exportable lets an attested workload that the key's release policy
+	// accepts receive the primary key itself (POST /v1/attest/release with
+	// no data_key), HPKE-sealed. Set only at creation, never changed after:
+	// no route ever returns the key in plaintext.
+	Exportable bool `json:"exportable,omitempty"`
 }
 
 // ConfigureKeyRequest is the body of POST /v1/keys/{name}/config; absent

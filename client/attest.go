@@ -54,7 +54,7 @@ func init() {
 		api.CodeNonceUnknown: ErrNonce, api.CodeNonceReplayed: ErrNonce, api.CodeNonceExpired: ErrNonce,
 		api.CodeWrongAudience: ErrAttestation, api.CodeReportDataMismatch: ErrAttestation,
 		api.CodeAttestationFailed: ErrAttestation, api.CodePolicyMismatch: ErrAttestation,
-		api.CodeNoReleasePolicy: ErrAttestation,
+		api.CodeNoReleasePolicy: ErrAttestation, api.CodeNotExportable: ErrForbidden,
 	} {
 		codes[code] = err
 	}
@@ -245,11 +245,14 @@ type ReleaseOptions struct {
 	Curve ecdh.Curve
 }
 
-// ReleasedKey is a data key released to this workload.
+// ReleasedKey is a data key, or an exportable primary key, released to
+// this workload.
 type ReleasedKey struct {
-	// Key is the data key. Clear it when done.
+	// Key is the data key (16 bytes) or primary key (32 bytes). Clear it
+	// when done.
 	Key []byte
-	// KeyVersion is the version of the primary key that wraps it.
+	// KeyVersion is the version of the primary key that wraps the data
+	// key, or the version of the primary key released.
 	KeyVersion int
 	// TEE, TCBStatus and AdvisoryIDs are the server's verdict on the quote.
 	TEE         string
@@ -280,10 +283,28 @@ func (c *Client) Challenge(ctx context.Context) (*api.AttestChallengeResponse, e
 // [ErrAttestation] (the server refused the evidence; the message says why).
 // The release is not retried: each attempt consumes a nonce.
 func (c *Client) ReleaseDataKey(ctx context.Context, primary, dataKey string, qp QuoteProvider, opts *ReleaseOptions) (*ReleasedKey, error) {
-	if err := validName("primary key name", primary); err != nil {
+	if err := validName("data key name", dataKey); err != nil {
 		return nil, err
 	}
-	if err := validName("data key name", dataKey); err != nil {
+	return c.release(ctx, api.AttestKeyRef{PrimaryKey: primary, DataKey: dataKey}, qp, opts)
+}
+
+// ReleasePrimaryKey has the server release version version (0: the
+// newest) of the caller's primary key primary itself to this workload,
+// attested by qp. The key must have been created exportable
+// ([CreateKeyOptions].Exportable) and carry a release policy; otherwise
+// the error wraps [ErrForbidden] or [ErrAttestation]. It fails as
+// [Client.ReleaseDataKey] does otherwise.
+func (c *Client) ReleasePrimaryKey(ctx context.Context, primary string, version int, qp QuoteProvider, opts *ReleaseOptions) (*ReleasedKey, error) {
+	if version < 0 {
+		return nil, fmt.Errorf("client: key version %d: %w", version, ErrInvalid)
+	}
+	return c.release(ctx, api.AttestKeyRef{PrimaryKey: primary, Version: version}, qp, opts)
+}
+
+// release runs one challenge → quote → release round for ref.
+func (c *Client) release(ctx context.Context, ref api.AttestKeyRef, qp QuoteProvider, opts *ReleaseOptions) (*ReleasedKey, error) {
+	if err := validName("primary key name", ref.PrimaryKey); err != nil {
 		return nil, err
 	}
 	user, err := c.bearerUser()
@@ -316,15 +337,27 @@ func (c *Client) ReleaseDataKey(ctx context.Context, primary, dataKey string, qp
 	if err != nil {
 		return nil, fmt.Errorf("client: quote: %w", err)
 	}
-	req := api.AttestReleaseRequest{Nonce: ch.Nonce, Quote: quote, PublicKey: spki, Audience: o.Audience,
-		Key: api.AttestKeyRef{PrimaryKey: primary, DataKey: dataKey}}
+	req := api.AttestReleaseRequest{Nonce: ch.Nonce, Quote: quote, PublicKey: spki, Audience: o.Audience, Key: ref}
 	var out api.AttestReleaseResponse
 	if err := c.call(ctx, http.MethodPost, api.PathAttestRelease, false, req, &out); err != nil {
 		return nil, err
 	}
-	key, err := openReleased(priv, &out, api.AttestReleaseInfo(user, primary, out.KeyVersion, dataKey, ch.Nonce))
+	if ref.Version != 0 && out.KeyVersion != ref.Version {
+		return nil, fmt.Errorf("kms: asked for version %d, released version %d: %w", ref.Version, out.KeyVersion, ErrMalformedResponse)
+	}
+	// The info binds name and version: a key sealed as anything else does
+	// not open.
+	key, err := openReleased(priv, &out, api.AttestReleaseInfo(user, ref.PrimaryKey, out.KeyVersion, ref.DataKey, ch.Nonce))
 	if err != nil {
 		return nil, err
+	}
+	want := 16
+	if ref.DataKey == "" {
+		want = 32
+	}
+	if len(key) != want {
+		clear(key)
+		return nil, fmt.Errorf("kms: released key of %d bytes, want %d: %w", len(key), want, ErrMalformedResponse)
 	}
 	return &ReleasedKey{Key: key, KeyVersion: out.KeyVersion, TEE: out.TEE, TCBStatus: out.TCBStatus,
 		AdvisoryIDs: out.AdvisoryIDs, Insecure: out.Insecure}, nil

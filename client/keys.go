@@ -25,6 +25,10 @@ type CreateKeyOptions struct {
 	// RotationPeriod, if not zero, makes the server add a key version
 	// every period (at least one hour; whole seconds).
 	RotationPeriod time.Duration
+	// Exportable lets an attested workload receive the key itself
+	// ([Client.ReleasePrimaryKey]) once it has a release policy. It can be
+	// set only at creation.
+	Exportable bool
 }
 
 // CreateKey creates primary key name (version 1, enabled); opts may be
@@ -37,6 +41,7 @@ func (c *Client) CreateKey(ctx context.Context, name string, opts *CreateKeyOpti
 	req := api.CreateKeyRequest{Name: name}
 	if opts != nil {
 		req.RotationPeriodSeconds = int64(opts.RotationPeriod / time.Second)
+		req.Exportable = opts.Exportable
 	}
 	var k api.Key
 	if err := c.call(ctx, http.MethodPost, api.PathV1Keys, true, req, &k); err != nil {

@@ -23,6 +23,8 @@ type attestOpts struct {
 	mockMRTD           string
 	mockISVProdID      uint
 	mockISVSVN         uint
+	exportPrimary      bool
+	version            int
 }
 
 // attestCommand returns "kmsctl attest release": the workload side of
@@ -33,7 +35,9 @@ func attestCommand() *command {
 		long: "Run inside the workload. Gets a challenge from kmsd, makes an ephemeral key pair\n" +
 			"and a quote binding the nonce, the public key and the KMS audience, and prints the\n" +
 			"data key (base64), which kmsd sealed to that key (HPKE) after verifying the quote\n" +
-			"against the primary key's release policy.\n\n" +
+			"against the primary key's release policy. --export-primary-key instead of\n" +
+			"--data-key releases the primary key itself (32 bytes; --version N, default the\n" +
+			"newest), if it was created exportable ('kmsctl key create --exportable').\n\n" +
 			"--tee gramine reads /dev/attestation (Gramine with sgx.remote_attestation = \"dcap\"),\n" +
 			"--tee tdx the kernel's configfs-tsm report interface (/sys/kernel/config/tsm/report),\n" +
 			"--tee mock makes an INSECURE unsigned quote that only a kmsd started with\n" +
@@ -44,6 +48,8 @@ func attestCommand() *command {
 			a := &o.attest
 			primaryKeyFlag(fs, o)
 			fs.StringVar(&o.dataKey, "data-key", "", "data key `name`")
+			fs.BoolVar(&a.exportPrimary, "export-primary-key", false, "release the (exportable) primary key itself instead of a data key")
+			fs.IntVar(&a.version, "version", 0, "with --export-primary-key: the key `version` (default: the newest)")
 			fs.StringVar(&a.tee, "tee", "", "quote source: gramine, tdx or mock")
 			fs.StringVar(&a.dir, "attestation-dir", "", "override /dev/attestation (gramine) or /sys/kernel/config/tsm/report (tdx) with `dir`")
 			fs.StringVar(&a.audience, "audience", "", "the KMS identity to bind the quote to (kmsd's -attest-audience; default: as kmsd names it)")
@@ -69,8 +75,13 @@ func runAttestRelease(ctx context.Context, c *cli, o *cmdOpts, a *attestOpts, ar
 	if err := needPrimaryKey(o); err != nil {
 		return err
 	}
-	if o.dataKey == "" {
-		return usageErrorf("--data-key is required")
+	switch {
+	case o.dataKey == "" && !a.exportPrimary:
+		return usageErrorf("--data-key (or --export-primary-key) is required")
+	case o.dataKey != "" && a.exportPrimary:
+		return usageErrorf("--data-key and --export-primary-key exclude each other")
+	case a.version < 0 || (a.version != 0 && !a.exportPrimary):
+		return usageErrorf("--version is a positive version, with --export-primary-key only")
 	}
 	qp, err := a.provider()
 	if err != nil {
@@ -91,7 +102,12 @@ func runAttestRelease(ctx context.Context, c *cli, o *cmdOpts, a *attestOpts, ar
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.timeout)
 	defer cancel()
-	rel, err := cl.ReleaseDataKey(ctx, o.primaryKey, o.dataKey, qp, opts)
+	var rel *client.ReleasedKey
+	if a.exportPrimary {
+		rel, err = cl.ReleasePrimaryKey(ctx, o.primaryKey, a.version, qp, opts)
+	} else {
+		rel, err = cl.ReleaseDataKey(ctx, o.primaryKey, o.dataKey, qp, opts)
+	}
 	if err != nil {
 		return err
 	}

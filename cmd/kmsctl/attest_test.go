@@ -73,11 +73,29 @@ func TestAttestRelease(t *testing.T) {
 	if _, err := base64.StdEncoding.DecodeString(strings.TrimSpace(out)); err != nil {
 		t.Fatal(err)
 	}
+	// An exportable primary key, released itself.
+	if _, err := cl.CreateKey(ctx, "xk", &client.CreateKeyOptions{Exportable: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cl.SetReleasePolicy(ctx, "xk", []byte(`{"tee":"mock","sgx":{"mrenclave":["`+mr+`"]}}`)); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, code = runAttestCmd(t, env, "--primary-key", "xk", "--export-primary-key", "--tee", "mock", "--mock-mrenclave", mr)
+	if pk, err := base64.StdEncoding.DecodeString(strings.TrimSpace(out)); code != exitOK || err != nil || len(pk) != 32 {
+		t.Fatalf("export: code %d, stdout %q, stderr %q; want a 32-byte key", code, out, errs)
+	}
+	if again, _, code := runAttestCmd(t, env, "--primary-key", "xk", "--export-primary-key", "--version", "1", "--tee", "mock", "--mock-mrenclave", mr); code != exitOK || again != out {
+		t.Fatalf("export of version 1: code %d, %q; want %q", code, again, out)
+	}
 	for _, tc := range []struct {
 		name string
 		args []string
 		want int
 	}{
+		{"5/not exportable", []string{"--primary-key", "pk", "--export-primary-key", "--tee", "mock", "--mock-mrenclave", mr}, exitAuth},
+		{"3/no such version", []string{"--primary-key", "xk", "--export-primary-key", "--version", "7", "--tee", "mock", "--mock-mrenclave", mr}, exitNotFound},
+		{"2/data key and export", []string{"--primary-key", "xk", "--data-key", "dk", "--export-primary-key", "--tee", "mock"}, exitUsage},
+		{"2/version without export", []string{"--primary-key", "pk", "--data-key", "dk", "--version", "1", "--tee", "mock"}, exitUsage},
 		{"5/policy mismatch", []string{"--primary-key", "pk", "--data-key", "dk", "--tee", "mock", "--mock-mrenclave", hex.EncodeToString(make([]byte, 32))}, exitAuth},
 		{"5/p256 and wrong audience", []string{"--primary-key", "pk", "--data-key", "dk", "--tee", "mock", "--curve", "p256", "--audience", "https://other"}, exitAuth},
 		{"2/no tee", []string{"--primary-key", "pk", "--data-key", "dk"}, exitUsage},

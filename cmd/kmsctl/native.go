@@ -29,6 +29,7 @@ type nativeOpts struct {
 
 	// key create / key config
 	rotationPeriod       time.Duration
+	exportable           bool
 	minDecryptionVersion int
 	days                 int // key schedule-deletion
 
@@ -68,13 +69,16 @@ var keyLifecycleCommands = []*command{
 	{
 		name: "key create", args: "NAME", short: "create a versioned primary key (native API)", kms: true,
 		long: "Creates primary key NAME at version 1, enabled. With --rotation-period, kmsd adds\n" +
-			"a version every period (at least 1h). Key names are never reused, not even\n" +
-			"after deletion.",
+			"a version every period (at least 1h). With --exportable, an attested workload\n" +
+			"that the key's release policy accepts may receive the key itself\n" +
+			"('kmsctl attest release --export-primary-key'); this is decided at creation and\n" +
+			"never changes. Key names are never reused, not even after deletion.",
 		flags: keyFlags(func(fs *flag.FlagSet, o *cmdOpts) {
 			fs.DurationVar(&o.native.rotationPeriod, "rotation-period", 0, "rotate automatically every `duration`, e.g. 720h (default: never)")
+			fs.BoolVar(&o.native.exportable, "exportable", false, "let attested workloads receive the key itself (fixed at creation)")
 		}),
 		run: runKeyOp(checkRotationPeriod, func(ctx context.Context, cl *client.Client, name string, o *cmdOpts) (*api.Key, error) {
-			return cl.CreateKey(ctx, name, &client.CreateKeyOptions{RotationPeriod: o.native.rotationPeriod})
+			return cl.CreateKey(ctx, name, &client.CreateKeyOptions{RotationPeriod: o.native.rotationPeriod, Exportable: o.native.exportable})
 		}, func(k *api.Key) string { return fmt.Sprintf("key %q created (version %d)", k.Name, k.LatestVersion) }),
 	},
 	{
@@ -360,6 +364,9 @@ func describeKey(k *api.Key) string {
 	line("latest version", "%d", k.LatestVersion)
 	line("min decryption version", "%d", k.MinDecryptionVersion)
 	line("rotation period", "%s", rotationPeriod(k))
+	if k.Exportable {
+		line("exportable", "yes (to attested workloads)")
+	}
 	if k.LastRotated != nil {
 		line("last rotated", "%s", fmtTime(k.LastRotated))
 	}

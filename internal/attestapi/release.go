@@ -62,8 +62,12 @@ func (h *Handler) release(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	keyName := id // the key, once its names are known to be valid
-	if kms.ValidateName("", req.Key.PrimaryKey) == nil && kms.ValidateName("", req.Key.DataKey) == nil {
-		keyName += "/" + req.Key.PrimaryKey + "/" + req.Key.DataKey
+	if kms.ValidateName("", req.Key.PrimaryKey) == nil {
+		if req.Key.DataKey == "" {
+			keyName += "/" + req.Key.PrimaryKey // the primary key itself
+		} else if kms.ValidateName("", req.Key.DataKey) == nil {
+			keyName += "/" + req.Key.PrimaryKey + "/" + req.Key.DataKey
+		}
 	}
 	res, out, err := h.attestedRelease(r.Context(), id, &req)
 	h.count("release", res, err)
@@ -86,7 +90,8 @@ func (h *Handler) release(w http.ResponseWriter, r *http.Request) error {
 // attestedRelease runs the checks of a release in order: request shape,
 // nonce (burnt before anything else can fail), audience, key and policy,
 // quote and collateral, report data binding, policy evaluation; then seals
-// the key. The Result is returned whenever the quote verified.
+// the key: the data key named, or with no data key named the (exportable)
+// primary key itself. The Result is returned whenever the quote verified.
 func (h *Handler) attestedRelease(ctx context.Context, user string, req *api.AttestReleaseRequest) (*attest.Result, *api.AttestReleaseResponse, error) {
 	pub, kem, err := parseHPKEPublicKey(req.PublicKey)
 	if err != nil {
@@ -95,10 +100,20 @@ func (h *Handler) attestedRelease(ctx context.Context, user string, req *api.Att
 	if len(req.Quote) == 0 {
 		return nil, nil, kms.Errorf(kms.ErrInvalid, "quote is missing")
 	}
-	for _, n := range []struct{ what, v string }{{"key.primary_key", req.Key.PrimaryKey}, {"key.data_key", req.Key.DataKey}} {
-		if err := kms.ValidateName(n.what, n.v); err != nil {
+	exportPrimary := req.Key.DataKey == ""
+	if err := kms.ValidateName("key.primary_key", req.Key.PrimaryKey); err != nil {
+		return nil, nil, err
+	}
+	switch {
+	case !exportPrimary:
+		if err := kms.ValidateName("key.data_key", req.Key.DataKey); err != nil {
 			return nil, nil, err
 		}
+		if req.Key.Version != 0 {
+			return nil, nil, kms.Errorf(kms.ErrInvalid, "key.version applies to an exported primary key only: a data key is released with the version that wraps it")
+		}
+	case req.Key.Version < 0:
+		return nil, nil, kms.Errorf(kms.ErrInvalid, "key.version must be positive (or 0 for the newest)")
 	}
 	if err := h.burnNonce(ctx, user, req.Nonce); err != nil {
 		return nil, nil, err
@@ -110,6 +125,16 @@ func (h *Handler) attestedRelease(ctx context.Context, user string, req *api.Att
 	policy, err := h.keyPolicy(ctx, user, req.Key.PrimaryKey)
 	if err != nil {
 		return nil, nil, err
+	}
+	if exportPrimary {
+		// Refused before the quote is verified: asking for a key that can
+		// never leave is a caller's mistake, not an attestation result.
+		if err := h.cfg.Service.CheckExportable(ctx, user, req.Key.PrimaryKey); err != nil {
+			if errors.Is(err, kms.ErrForbidden) {
+				return nil, nil, &httpapi.Error{Status: http.StatusForbidden, Code: api.CodeNotExportable, Msg: err.Error()}
+			}
+			return nil, nil, err
+		}
 	}
 	res, err := h.verify(ctx, req.Quote)
 	if err != nil {
@@ -123,7 +148,13 @@ func (h *Handler) attestedRelease(ctx context.Context, user string, req *api.Att
 		return res, nil, &httpapi.Error{Status: http.StatusForbidden, Code: api.CodePolicyMismatch,
 			Msg: "the key's release policy does not accept this workload: " + string(attest.ReasonOf(err)), Err: err}
 	}
-	key, version, err := h.cfg.Service.ReleaseDataKey(ctx, user, req.Key.PrimaryKey, req.Key.DataKey)
+	var key []byte
+	var version int
+	if exportPrimary {
+		key, version, err = h.cfg.Service.ReleasePrimaryKey(ctx, user, req.Key.PrimaryKey, req.Key.Version)
+	} else {
+		key, version, err = h.cfg.Service.ReleaseDataKey(ctx, user, req.Key.PrimaryKey, req.Key.DataKey)
+	}
 	if err != nil {
 		return res, nil, err
 	}

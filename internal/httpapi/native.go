@@ -142,6 +142,7 @@ func keyJSON(k kms.KeyInfo) api.Key {
 		Owner: k.Owner, Name: k.Name, State: string(k.Meta.State), LatestVersion: k.Latest(),
 		MinDecryptionVersion:  max(k.Meta.MinDecryptionVersion, 1),
 		RotationPeriodSeconds: int64(k.Meta.RotationPeriod / time.Second), Created: k.Created,
+		Exportable: k.Meta.Exportable,
 	}
 	if out.State == "" {
 		out.State = string(kms.KeyEnabled)
@@ -199,7 +200,7 @@ func (h *Handler) v1CreateKey(w http.ResponseWriter, r *http.Request, _ map[stri
 		return err
 	}
 	info, err := h.cfg.Service.CreateKey(r.Context(), o, req.Name,
-		kms.KeyOptions{RotationPeriod: time.Duration(req.RotationPeriodSeconds) * time.Second})
+		kms.KeyOptions{RotationPeriod: time.Duration(req.RotationPeriodSeconds) * time.Second, Exportable: req.Exportable})
 	if err := h.audit(r, id, "create_key", o, req.Name, info.Latest(), nil, err); err != nil {
 		return err
 	}

@@ -187,6 +187,18 @@ func (k *Keyring) OpenDataKey(wrappedPrimary, wrappedData []byte, id DataID) ([]
 	return dk, nil
 }
 
+// ExportPrimaryKey returns the plaintext primary key sealed in wrapped for
+// id.
+//
+// SECURITY: its only caller is attested release of a key created
+// exportable, after the attestation layer verified a fresh quote against
+// the key's release policy; the plaintext leaves the process only
+// HPKE-sealed to the attested workload. Every other path keeps primary keys
+// inside this package.
+func (k *Keyring) ExportPrimaryKey(wrapped []byte, id PrimaryID) ([]byte, error) {
+	return k.openPrimary(wrapped, id)
+}
+
 // CheckPrimaryKey reports whether wrappedPrimary opens for id under this
 // root key, without revealing the key.
 func (k *Keyring) CheckPrimaryKey(wrappedPrimary []byte, id PrimaryID) error {

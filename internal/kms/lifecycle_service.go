@@ -35,6 +35,9 @@ type KeyMeta struct {
 	LastRotated          time.Time     `json:"last_rotated,omitzero"`
 	DeletionDate         time.Time     `json:"deletion_date,omitzero"`
 	DestroyedAt          time.Time     `json:"destroyed_at,omitzero"`
+	// Exportable is set at creation only: attested release may hand the
+	// key itself, HPKE-sealed, to a workload its release policy accepts.
+	Exportable bool `json:"exportable,omitempty"`
 	// Encryptions counts encryptions per version (flushed from memory), so
 	// that a version is rotated before it reaches the configured limit.
 	Encryptions map[int]int64 `json:"encryptions,omitempty"`
@@ -124,6 +127,8 @@ func checkUsable(name string, m KeyMeta) error {
 // KeyOptions are the settings of a new primary key.
 type KeyOptions struct {
 	RotationPeriod time.Duration // 0: rotate on demand only
+	// Exportable: see KeyMeta.Exportable.
+	Exportable bool
 }
 
 // CreateKey creates a primary key with metadata. It returns an error
@@ -139,7 +144,8 @@ func (s *Service) CreateKey(ctx context.Context, owner, name string, opt KeyOpti
 	if _, err := s.store.Doc(ctx, docKey, keyDocID(owner, name)); err == nil {
 		return KeyInfo{}, Errorf(ErrExists, "primaryKey [%s] already exists", name)
 	}
-	if err := s.CreatePrimaryKey(ctx, owner, name); err != nil {
+	meta := KeyMeta{State: KeyEnabled, LastRotated: s.now().UTC(), RotationPeriod: opt.RotationPeriod, Exportable: opt.Exportable}
+	if err := s.createPrimaryKey(ctx, owner, name, meta); err != nil {
 		// An admin may name an owner that does not exist: say so, not that
 		// the key does not exist.
 		if errors.Is(err, ErrNotFound) {
@@ -148,16 +154,6 @@ func (s *Service) CreateKey(ctx context.Context, owner, name string, opt KeyOpti
 			}
 		}
 		return KeyInfo{}, err
-	}
-	// CreatePrimaryKey wrote the metadata document: update it, or the
-	// period would be lost.
-	if opt.RotationPeriod > 0 {
-		if _, err := s.updateKeyMeta(ctx, owner, name, func(m *KeyMeta) error {
-			m.RotationPeriod = opt.RotationPeriod
-			return nil
-		}); err != nil {
-			return KeyInfo{}, err
-		}
 	}
 	return s.DescribeKey(ctx, owner, name)
 }

@@ -130,6 +130,73 @@ func (s *Service) ReleaseDataKey(ctx context.Context, owner, primary, name strin
 	return key, pk.Version, s.result(op, "dataKey", name, err)
 }
 
+// CheckExportable returns nil if owner's primary key is usable and was
+// created exportable, and otherwise the error ReleasePrimaryKey would
+// return (ErrForbidden for a key that is not exportable).
+func (s *Service) CheckExportable(ctx context.Context, owner, primary string) error {
+	_, err := s.exportableMeta(ctx, owner, primary)
+	return err
+}
+
+func (s *Service) exportableMeta(ctx context.Context, owner, primary string) (KeyMeta, error) {
+	if err := ValidateName("primary key name", primary); err != nil {
+		return KeyMeta{}, err
+	}
+	m, err := s.usableMeta(ctx, owner, primary)
+	if err == nil && !m.Exportable {
+		err = Errorf(ErrForbidden, "primaryKey [%s] is not exportable: only a key created with \"exportable\": true is released itself; name a data key to release one", primary)
+	}
+	return m, err
+}
+
+// ReleasePrimaryKey returns the plaintext of version version (0: the
+// newest) of owner's exportable primary key, and that version, for an
+// attested release. It refuses a key that is not exportable or has no
+// release policy (ErrForbidden), and a version below the minimum
+// decryption version (ErrInvalid).
+//
+// SECURITY: like ReleaseDataKey it does NOT check attestation; its only
+// caller is the attestation layer, after it verified a fresh quote against
+// the key's release policy, and the plaintext leaves the process only
+// sealed to the attested workload.
+func (s *Service) ReleasePrimaryKey(ctx context.Context, owner, primary string, version int) ([]byte, int, error) {
+	const op = "release_primary_key"
+	if version < 0 {
+		return nil, 0, Errorf(ErrInvalid, "key version must be positive")
+	}
+	m, err := s.exportableMeta(ctx, owner, primary)
+	if err != nil {
+		return nil, 0, s.result(op, "primaryKey", primary, err)
+	}
+	guarded, err := s.guarded(ctx, owner, primary)
+	if err == nil && !guarded {
+		err = Errorf(ErrForbidden, "primaryKey [%s] has no release policy", primary)
+	}
+	if err != nil {
+		return nil, 0, s.result(op, "primaryKey", primary, err)
+	}
+	pk, err := s.primaryKeyRecord(ctx, owner, primary, version)
+	if errors.Is(err, ErrNotFound) && version > 0 {
+		err = Errorf(ErrNotFound, "primaryKey [%s] has no version %d", primary, version)
+	}
+	if err == nil && pk.Version < m.MinDecryptionVersion {
+		err = Errorf(ErrInvalid, "version %d of primaryKey [%s] is below its minimum decryption version %d",
+			pk.Version, primary, m.MinDecryptionVersion)
+	}
+	if err != nil {
+		return nil, 0, s.result(op, "primaryKey", primary, err)
+	}
+	kr, err := s.keyringFor(ctx, pk)
+	if err != nil {
+		return nil, 0, err
+	}
+	key, err := kr.ExportPrimaryKey(pk.Wrapped, pkID(pk))
+	if err != nil {
+		err = fmt.Errorf("open primary key %q of %q: %w", primary, owner, ErrDecrypt)
+	}
+	return key, pk.Version, s.result(op, "primaryKey", primary, err)
+}
+
 // releaseGuard returns an error wrapping ErrForbidden if owner's primary
 // key has a release policy, so that no route but ReleaseDataKey hands out
 // its data keys. It fails closed: if the store cannot say, it returns the

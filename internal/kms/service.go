@@ -144,6 +144,13 @@ func (s *Service) CreateUser(ctx context.Context, name, tokenHash string) error 
 // returns an error wrapping ErrInvalid, or ErrExists if owner already has a
 // primary key of that name.
 func (s *Service) CreatePrimaryKey(ctx context.Context, owner, name string) error {
+	return s.createPrimaryKey(ctx, owner, name, KeyMeta{State: KeyEnabled, LastRotated: s.now().UTC()})
+}
+
+// createPrimaryKey creates version 1 of a key and its metadata document
+// meta, in one write each: a key is never seen with other metadata than
+// it was created with.
+func (s *Service) createPrimaryKey(ctx context.Context, owner, name string, meta KeyMeta) error {
 	if err := ValidateName("primary key name", name); err != nil {
 		return err
 	}
@@ -152,7 +159,7 @@ func (s *Service) CreatePrimaryKey(ctx context.Context, owner, name string) erro
 	}
 	err := s.addVersion(ctx, owner, name, 1)
 	if err == nil {
-		b, _ := json.Marshal(KeyMeta{State: KeyEnabled, LastRotated: s.now().UTC()})
+		b, _ := json.Marshal(meta)
 		_, err = s.store.PutDoc(ctx, Doc{Kind: docKey, ID: keyDocID(owner, name), Value: b, Updated: s.now().UTC()})
 		if errors.Is(err, ErrExists) {
 			err = nil
