@@ -562,3 +562,38 @@ func TestFailedNativeAuthenticationAudited(t *testing.T) {
 		t.Fatal("the audit log holds the presented token")
 	}
 }
+
+// TestFailedBigDLAuthenticationAudited: a wrong token on a BigDL route
+// (token in the query, as BigDL sends it) leaves an audit record naming
+// the claimed user, without the token.
+func TestFailedBigDLAuthenticationAudited(t *testing.T) {
+	dir := t.TempDir()
+	s := start(t, dir)
+	s.seed(t, "alice", "pk1", "dk1")
+	resp, err := s.c.Get(s.url + "/dataKey/dk1?user=alice&&token=not-the-token&&primaryKeyName=pk1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 401 {
+		t.Fatalf("wrong token: %d", resp.StatusCode)
+	}
+	s.close(t) // drain the audit log
+	b, err := os.ReadFile(filepath.Join(dir, "audit.log"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found bool
+	for _, line := range strings.Split(string(b), "\n") {
+		if strings.Contains(line, `"operation":"authenticate"`) && strings.Contains(line, `"result":"unauthorized"`) &&
+			strings.Contains(line, `"key":"alice"`) {
+			found = true
+		}
+	}
+	if !found {
+		t.Fatalf("no audit record of the failed authentication:\n%s", b)
+	}
+	if strings.Contains(string(b), "not-the-token") {
+		t.Fatal("the audit log holds the presented token")
+	}
+}

@@ -234,6 +234,14 @@ func (h *Handler) serve(w http.ResponseWriter, r *http.Request, rt *route) error
 	q := parseQuery(r.URL.RawQuery)
 	if rt.auth {
 		if err := h.authenticate(r, q); err != nil {
+			// Failed attempts on the BigDL routes are audited like those on
+			// the native API: the claimed user as owner (when it is a valid
+			// name), never the token.
+			owner := q[api.ParamUser]
+			if kms.ValidateName("user", owner) != nil {
+				owner = ""
+			}
+			h.audit(r, identity{}, "authenticate", owner, "", 0, nil, err)
 			return err
 		}
 	}
