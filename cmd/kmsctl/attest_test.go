@@ -112,3 +112,24 @@ func TestAttestRelease(t *testing.T) {
 		})
 	}
 }
+
+// TestAttestFlagsPerRun: two runs of "attest release" in one process do
+// not share flag values (they once did, through a closure-captured value).
+func TestAttestFlagsPerRun(t *testing.T) {
+	t.Parallel()
+	cmd := attestCommand()
+	parse := func(args ...string) *cmdOpts {
+		o := newCmdOpts()
+		fs := newFlagSet("kmsctl "+cmd.name, &cli{stderr: &bytes.Buffer{}})
+		cmd.flags(fs, o)
+		if _, err := parseInterleaved(fs, args); err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+	a := parse("--tee", "gramine", "--curve", "p256")
+	b := parse("--tee", "tdx")
+	if a.attest.tee != "gramine" || a.attest.curve != "p256" || b.attest.tee != "tdx" || b.attest.curve != "x25519" {
+		t.Fatalf("flags shared between runs: %+v, %+v", a.attest, b.attest)
+	}
+}
