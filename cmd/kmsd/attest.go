@@ -84,10 +84,11 @@ func collateralDescription(dir, pccs string) string {
 // serveAttest starts the BigDL attestation service listener.
 func (m *Main) serveAttest(ctx context.Context, h http.Handler, cert tls.Certificate) error {
 	cfg := &m.Config
-	ln, err := net.Listen("tcp", cfg.AttestAddr)
+	tcp, err := net.Listen("tcp", cfg.AttestAddr)
 	if err != nil {
 		return err
 	}
+	ln := lingerListener{tcp}
 	a := &attestListener{listener: ln, served: make(chan error, 1), server: &http.Server{
 		Handler:           h,
 		TLSConfig:         certs.ServerConfig(cert),

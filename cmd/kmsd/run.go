@@ -148,10 +148,11 @@ func (m *Main) Run(ctx context.Context) error {
 
 func (m *Main) serve(ctx context.Context, h http.Handler, cert tls.Certificate) error {
 	cfg := &m.Config
-	ln, err := net.Listen("tcp", cfg.Addr)
+	tcp, err := net.Listen("tcp", cfg.Addr)
 	if err != nil {
 		return err
 	}
+	ln := lingerListener{tcp}
 	m.listener = ln
 	m.server = &http.Server{
 		Handler:           h,
