@@ -98,12 +98,8 @@ func (s *Service) ReleaseDataKey(ctx context.Context, owner, primary, name strin
 		return nil, 0, err
 	}
 	m, err := s.usableMeta(ctx, owner, primary)
-	if err != nil {
-		return nil, 0, s.result(op, "primaryKey", primary, err)
-	}
-	guarded, err := s.guarded(ctx, owner, primary)
-	if err == nil && !guarded {
-		err = Errorf(ErrForbidden, "primaryKey [%s] has no release policy", primary)
+	if err == nil {
+		err = s.requirePolicy(ctx, owner, primary)
 	}
 	if err != nil {
 		return nil, 0, s.result(op, "primaryKey", primary, err)
@@ -165,12 +161,8 @@ func (s *Service) ReleasePrimaryKey(ctx context.Context, owner, primary string, 
 		return nil, 0, Errorf(ErrInvalid, "key version must be positive")
 	}
 	m, err := s.exportableMeta(ctx, owner, primary)
-	if err != nil {
-		return nil, 0, s.result(op, "primaryKey", primary, err)
-	}
-	guarded, err := s.guarded(ctx, owner, primary)
-	if err == nil && !guarded {
-		err = Errorf(ErrForbidden, "primaryKey [%s] has no release policy", primary)
+	if err == nil {
+		err = s.requirePolicy(ctx, owner, primary)
 	}
 	if err != nil {
 		return nil, 0, s.result(op, "primaryKey", primary, err)
@@ -195,6 +187,16 @@ func (s *Service) ReleasePrimaryKey(ctx context.Context, owner, primary string, 
 		err = fmt.Errorf("open primary key %q of %q: %w", primary, owner, ErrDecrypt)
 	}
 	return key, pk.Version, s.result(op, "primaryKey", primary, err)
+}
+
+// requirePolicy refuses (ErrForbidden) a key without a release policy:
+// attested release hands out only keys that have one.
+func (s *Service) requirePolicy(ctx context.Context, owner, primary string) error {
+	guarded, err := s.guarded(ctx, owner, primary)
+	if err == nil && !guarded {
+		err = Errorf(ErrForbidden, "primaryKey [%s] has no release policy", primary)
+	}
+	return err
 }
 
 // releaseGuard returns an error wrapping ErrForbidden if owner's primary
