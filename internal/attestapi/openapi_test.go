@@ -1,8 +1,6 @@
 package attestapi
 
 import (
-	"encoding/json"
-	"os"
 	"reflect"
 	"sort"
 	"strings"
@@ -10,6 +8,7 @@ import (
 
 	"github.com/ppmlkms/kms/api"
 	"github.com/ppmlkms/kms/internal/attest"
+	"github.com/ppmlkms/kms/internal/kmstest"
 )
 
 // TestOpenAPIMatchesRoutes checks the attestation part of docs/openapi.json
@@ -17,38 +16,16 @@ import (
 // part of the native API and are not in it), and its request and response
 // schemas against the Go types.
 func TestOpenAPIMatchesRoutes(t *testing.T) {
-	b, err := os.ReadFile("../../docs/openapi.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc struct {
-		Paths      map[string]map[string]json.RawMessage `json:"paths"`
-		Components struct {
-			Schemas map[string]struct {
-				Properties map[string]struct {
-					Properties map[string]json.RawMessage `json:"properties"`
-				} `json:"properties"`
-			} `json:"schemas"`
-		} `json:"components"`
-	}
-	if err := json.Unmarshal(b, &doc); err != nil {
-		t.Fatal(err)
-	}
-	var documented, served []string
-	for p, ops := range doc.Paths {
-		if !strings.HasPrefix(p, "/v1/attest/") && !strings.HasSuffix(p, api.PathReleasePolicySuffix) {
-			continue
-		}
-		for m := range ops {
-			documented = append(documented, strings.ToUpper(m)+" "+p)
-		}
-	}
+	doc := kmstest.LoadOpenAPI(t, "../../docs/openapi.json")
+	documented := doc.Operations(func(p string) bool {
+		return strings.HasPrefix(p, "/v1/attest/") || strings.HasSuffix(p, api.PathReleasePolicySuffix)
+	})
+	var served []string
 	for _, rt := range (&Handler{}).routes() {
 		if !rt.bigdl {
 			served = append(served, rt.method+" "+rt.pattern)
 		}
 	}
-	sort.Strings(documented)
 	sort.Strings(served)
 	if !reflect.DeepEqual(documented, served) {
 		t.Fatalf("docs/openapi.json and the attestation route table differ:\ndocumented %v\nserved     %v", documented, served)
@@ -65,24 +42,13 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		{"ReleasePolicy", "sgx", attest.SGXPolicy{}},
 		{"ReleasePolicy", "tdx", attest.TDXPolicy{}},
 	} {
-		var fields, props []string
-		rt := reflect.TypeOf(tc.v)
-		for i := range rt.NumField() {
-			fields = append(fields, strings.Split(rt.Field(i).Tag.Get("json"), ",")[0])
-		}
-		s := doc.Components.Schemas[tc.schema]
+		var props []string
 		if tc.field == "" {
-			for p := range s.Properties {
-				props = append(props, p)
-			}
+			props = doc.Properties(tc.schema)
 		} else {
-			for p := range s.Properties[tc.field].Properties {
-				props = append(props, p)
-			}
+			props = doc.Properties(tc.schema, tc.field)
 		}
-		sort.Strings(fields)
-		sort.Strings(props)
-		if !reflect.DeepEqual(fields, props) {
+		if fields := kmstest.JSONFields(tc.v); !reflect.DeepEqual(fields, props) {
 			t.Errorf("schema %s %s: documented %v, Go type has %v", tc.schema, tc.field, props, fields)
 		}
 	}

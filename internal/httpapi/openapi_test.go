@@ -1,14 +1,14 @@
 package httpapi
 
 import (
-	"encoding/json"
-	"os"
 	"reflect"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
 
 	"github.com/ppmlkms/kms/api"
+	"github.com/ppmlkms/kms/internal/kmstest"
 )
 
 // TestOpenAPIMatchesRoutes checks docs/openapi.json against the real route
@@ -16,36 +16,15 @@ import (
 // exists, and the request schemas name exactly the fields the handlers
 // decode.
 func TestOpenAPIMatchesRoutes(t *testing.T) {
-	b, err := os.ReadFile("../../docs/openapi.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc struct {
-		Paths      map[string]map[string]json.RawMessage `json:"paths"`
-		Components struct {
-			Schemas map[string]struct {
-				Properties map[string]json.RawMessage `json:"properties"`
-			} `json:"schemas"`
-		} `json:"components"`
-	}
-	if err := json.Unmarshal(b, &doc); err != nil {
-		t.Fatal(err)
-	}
-	var documented, served []string
-	for p, ops := range doc.Paths {
-		if isAttestPath(p) {
-			continue // the attestation API's routes: internal/attestapi checks them
-		}
-		for m := range ops {
-			documented = append(documented, strings.ToUpper(m)+" "+p)
-		}
-	}
+	doc := kmstest.LoadOpenAPI(t, "../../docs/openapi.json")
+	// The attestation API's routes: internal/attestapi checks them.
+	documented := doc.Operations(func(p string) bool { return !isAttestPath(p) })
+	var served []string
 	for _, rt := range (&Handler{}).routes() {
 		if rt.native {
 			served = append(served, rt.method+" "+rt.pattern)
 		}
 	}
-	sort.Strings(documented)
 	sort.Strings(served)
 	if !reflect.DeepEqual(documented, served) {
 		t.Fatalf("docs/openapi.json and the route table differ:\ndocumented %v\nserved     %v", documented, served)
@@ -58,21 +37,12 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		"DecryptBatchRequest": api.DecryptBatchRequest{}, "InitRequest": api.InitRequest{}, "Key": api.Key{},
 		"SealStatus": api.SealStatus{}, "Share": api.Share{},
 	} {
-		var fields []string
-		rt := reflect.TypeOf(v)
-		for i := range rt.NumField() {
-			fields = append(fields, strings.Split(rt.Field(i).Tag.Get("json"), ",")[0])
+		props := doc.Properties(name)
+		if name == "SealStatus" {
+			// sent beside api.SealStatus while a rotation runs
+			props = slices.DeleteFunc(props, func(p string) bool { return p == "rotating_from" })
 		}
-		var props []string
-		for p := range doc.Components.Schemas[name].Properties {
-			if name == "SealStatus" && p == "rotating_from" {
-				continue // sent beside api.SealStatus while a rotation runs
-			}
-			props = append(props, p)
-		}
-		sort.Strings(fields)
-		sort.Strings(props)
-		if !reflect.DeepEqual(fields, props) {
+		if fields := kmstest.JSONFields(v); !reflect.DeepEqual(fields, props) {
 			t.Errorf("schema %s: documented %v, Go type has %v", name, props, fields)
 		}
 	}
